@@ -1,0 +1,5 @@
+"""`python -m sipguard` runs the command line."""
+
+from sipguard.cli import main
+
+raise SystemExit(main())

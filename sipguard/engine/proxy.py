@@ -1,0 +1,414 @@
+"""RFC 3261 stateless proxying (section 16.11) with NAT aliasing: bytes in, bytes and a next hop out.
+
+The rules are those of shared/DESIGN.md section 1. sipguard has two faces: the *outside* listeners (phones,
+trunks, the internet) and the *inside* address it uses toward the upstream PBX. Dialog-forming requests get
+two Record-Route entries, one per face (Kamailio's double record-routing), so in-dialog requests of either
+party come back through the face they know. Nothing here touches a socket or a clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sipguard.core.sip import (
+    Hdr,
+    MessageEditor,
+    Method,
+    NameAddr,
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    SipUri,
+    Via,
+    build_response,
+    format_host,
+    parse_uri,
+)
+from sipguard.engine.alias import ALIAS_PARAM, decode_alias, encode_alias
+from sipguard.engine.context import Packet, Side
+from sipguard.engine.verdict import (
+    DROP_NOT_OURS,
+    DROP_NOT_UPSTREAM,
+    DROP_TOO_MANY_HOPS,
+    DROP_UNROUTABLE,
+    FORWARD,
+    REJECT_TOO_MANY_HOPS,
+    REJECT_UNROUTABLE,
+    Verdict,
+)
+from sipguard.policy.model import Transport
+
+MAGIC_COOKIE = b"z9hG4bK"  # RFC 3261 8.1.1.7
+OUR_BRANCH = MAGIC_COOKIE + b"sg"
+LISTENER_PARAM = b"sgl"  # which outside listener a request came in on, so its responses leave from it
+SOURCE_HEADER = b"X-SIPGuard-Source"
+DEFAULT_SIP_PORT = 5060
+# Requests that create a dialog (RFC 3261 12, RFC 6665, RFC 3515): they get Record-Route when initial.
+_DIALOG_FORMING = frozenset((Method.INVITE, Method.SUBSCRIBE, Method.REFER, Method.NOTIFY))
+# Requests and responses whose Contact is a target that the other side will send requests to.
+_CONTACT_BEARING = frozenset(
+    (Method.REGISTER, Method.INVITE, Method.SUBSCRIBE, Method.REFER, Method.NOTIFY, Method.UPDATE)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One of sipguard's own addresses, or the upstream's: concrete IP, port and transport."""
+
+    transport: Transport
+    host: str
+    port: int
+
+    @property
+    def hostport(self) -> bytes:
+        return format_host(self.host.encode("ascii")) + b":%d" % self.port
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """Where a message goes next. `listener` picks the outside socket that sends a UDP message."""
+
+    side: Side
+    transport: Transport
+    ip: str
+    port: int
+    listener: int = 0
+
+
+@dataclass(slots=True)
+class Decision:
+    """One per message, so not frozen (cheaper to build). `data` goes to `hop` when there is one."""
+
+    verdict: Verdict
+    data: bytes = b""
+    hop: Hop | None = None
+    kind: str = ""  # method token, "response" or "malformed": what the counters are keyed by
+
+
+class Router:
+    """Stateless routing between the outside listeners and the upstream. One instance per layout."""
+
+    def __init__(self, outside: Sequence[Address], inside: Address, upstream: Address) -> None:
+        if not outside:
+            raise ValueError("at least one outside listener is needed")
+        self._outside = tuple(outside)
+        self._inside = inside
+        self._upstream = upstream
+        self._upstream_ip = _normal_ip(upstream.host)
+        self._upstream_hop = Hop(Side.INSIDE, upstream.transport, self._upstream_ip, upstream.port)
+        self._ours = frozenset(
+            (_normal_ip(a.host).encode("ascii"), a.port) for a in (*self._outside, inside)
+        )
+        self._inside_ours = frozenset({(_normal_ip(inside.host).encode("ascii"), inside.port)})
+        self._outside_ours = frozenset(
+            (_normal_ip(a.host).encode("ascii"), a.port) for a in self._outside
+        )
+        self._rr_inside = _record_route(inside)
+        self._rr_outside = tuple(_record_route(a) for a in self._outside)
+
+    # ---- outside -> inside -------------------------------------------------------------------------
+
+    def from_outside(self, msg: SipRequest | SipResponse, pkt: Packet, country: str | None) -> Decision:
+        if isinstance(msg, SipResponse):
+            return self._outside_response(msg, pkt)
+        return self._outside_request(msg, pkt, country)
+
+    def _outside_request(self, req: SipRequest, pkt: Packet, country: str | None) -> Decision:
+        max_forwards = req.max_forwards()
+        if max_forwards == 0:
+            return self._too_many_hops(req, pkt)
+        vias = req.vias()
+        edit = MessageEditor(req)
+        _mark_received(edit, vias[0], pkt)
+        edit.decrement_max_forwards()
+        for route, value in zip(req.routes(), req.values(Hdr.ROUTE), strict=False):
+            if not self._points_at_us(route.uri, self._ours):
+                break  # loose routing: only the Route entries naming sipguard are ours to pop
+            edit.remove_value(value)
+        edit.insert_via(self._via(self._inside, self._branch(req, vias[0], pkt), pkt.listener))
+        if req.method in _DIALOG_FORMING and req.to_addr().tag is None:
+            edit.add_header(b"Record-Route", self._rr_inside, first=True)
+            edit.add_header(b"Record-Route", self._rr_outside[pkt.listener], first=True)
+        if req.method in _CONTACT_BEARING:
+            self._alias_contacts(edit, req.contacts(), pkt)
+        if req.get(Hdr.X_SIPGUARD_SOURCE) is not None:
+            edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)  # nobody outside may speak for sipguard
+        edit.add_header(SOURCE_HEADER, _source_value(pkt, country))
+        if self._upstream.transport is not Transport.UDP:
+            edit.ensure_content_length()
+        return Decision(FORWARD, edit.build(), self._upstream_hop)
+
+    def _outside_response(self, resp: SipResponse, pkt: Packet) -> Decision:
+        vias = resp.vias()
+        if len(vias) < 2 or not self._is_our_via(vias[0], self._outside_ours):
+            return Decision(DROP_NOT_OURS)
+        edit = MessageEditor(resp)
+        edit.remove_top_via()
+        if resp.cseq()[1] in _CONTACT_BEARING_TOKENS:
+            self._alias_contacts(edit, resp.contacts(), pkt)
+        if self._upstream.transport is not Transport.UDP:
+            edit.ensure_content_length()
+        return Decision(FORWARD, edit.build(), self._upstream_hop)
+
+    # ---- inside -> outside -------------------------------------------------------------------------
+
+    def from_inside(self, msg: SipRequest | SipResponse, pkt: Packet) -> Decision:
+        if _normal_ip(pkt.ip) != self._upstream_ip:
+            return Decision(DROP_NOT_UPSTREAM)
+        if isinstance(msg, SipResponse):
+            return self._inside_response(msg)
+        return self._inside_request(msg, pkt)
+
+    def _inside_response(self, resp: SipResponse) -> Decision:
+        vias = resp.vias()
+        if len(vias) < 2 or not self._is_our_via(vias[0], self._inside_ours):
+            return Decision(DROP_NOT_OURS)
+        hop = _response_hop(vias[1], _listener_of(vias[0]))
+        if hop is None:
+            return Decision(DROP_UNROUTABLE)
+        edit = MessageEditor(resp)
+        edit.remove_top_via()
+        if resp.cseq()[1] == b"REGISTER":
+            self._restore_contacts(edit, resp.contacts())  # phones look for their own Contact in the 200
+        if resp.get(Hdr.X_SIPGUARD_SOURCE) is not None:
+            edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)
+        if hop.transport is not Transport.UDP:
+            edit.ensure_content_length()
+        return Decision(FORWARD, edit.build(), hop)
+
+    def _inside_request(self, req: SipRequest, pkt: Packet) -> Decision:
+        if req.max_forwards() == 0:
+            return self._too_many_hops(req, pkt)
+        vias = req.vias()
+        edit = MessageEditor(req)
+        _mark_received(edit, vias[0], pkt)
+        edit.decrement_max_forwards()
+        next_route: NameAddr | None = None
+        for route, value in zip(req.routes(), req.values(Hdr.ROUTE), strict=False):
+            if not self._points_at_us(route.uri, self._ours):
+                next_route = route
+                break
+            edit.remove_value(value)
+        hop = self._target_of(req, edit, next_route)
+        if hop is None:
+            if req.method is Method.ACK:
+                return Decision(DROP_UNROUTABLE)
+            reply = build_response(req, 404, to_tag=_reply_tag(req))
+            return Decision(REJECT_UNROUTABLE, reply, Hop(Side.INSIDE, pkt.transport, pkt.ip, pkt.port))
+        face = self._outside[hop.listener]
+        via_face = Address(hop.transport, face.host, face.port)
+        edit.insert_via(self._via(via_face, self._branch(req, vias[0], pkt), None))
+        if req.method in _DIALOG_FORMING and req.to_addr().tag is None:
+            edit.add_header(b"Record-Route", self._rr_outside[hop.listener], first=True)
+            edit.add_header(b"Record-Route", self._rr_inside, first=True)
+        if req.get(Hdr.X_SIPGUARD_SOURCE) is not None:
+            edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)
+        if hop.transport is not Transport.UDP:
+            edit.ensure_content_length()
+        return Decision(FORWARD, edit.build(), hop)
+
+    def _target_of(
+        self, req: SipRequest, edit: MessageEditor, next_route: NameAddr | None
+    ) -> Hop | None:
+        """Next hop of a PBX request: the next Route if one is left, else the de-aliased Request-URI."""
+        if next_route is not None:
+            return self._uri_hop(next_route.uri)
+        uri = _sip_uri(req.uri)
+        if uri is None:
+            return None
+        token = uri.param(ALIAS_PARAM)
+        if token is not None and self._points_at_us(req.uri, self._inside_ours):
+            target = decode_alias(token)
+            if target is None:
+                return None
+            edit.set_request_uri(target.uri)
+            return Hop(
+                Side.OUTSIDE, target.transport, target.ip, target.port, self._listener_for(target)
+            )
+        return self._uri_hop(req.uri)
+
+    def _uri_hop(self, raw_uri: bytes) -> Hop | None:
+        uri = _sip_uri(raw_uri)
+        if uri is None:
+            return None
+        token = uri.param(ALIAS_PARAM)
+        if token is not None:
+            target = decode_alias(token)
+            if target is not None:
+                return Hop(
+                    Side.OUTSIDE, target.transport, target.ip, target.port, self._listener_for(target)
+                )
+        ip = _ip_literal(uri.host)
+        if ip is None:
+            return None  # no DNS on the hot path: targets outside are IP literals or aliases
+        transport = Transport.TCP if (uri.param(b"transport") or b"").lower() == b"tcp" else Transport.UDP
+        port = uri.port or DEFAULT_SIP_PORT
+        hop = Hop(Side.OUTSIDE, transport, ip, port)
+        return Hop(Side.OUTSIDE, transport, ip, port, self._listener_for(hop))
+
+    def _listener_for(self, target: Hop | object) -> int:
+        """The outside listener that sends to `target`: same transport and IP family if possible."""
+        transport = getattr(target, "transport", Transport.UDP)
+        version = ipaddress.ip_address(getattr(target, "ip", "0.0.0.0")).version  # noqa: S104
+        best = 0
+        for index, face in enumerate(self._outside):
+            same_family = ipaddress.ip_address(face.host).version == version
+            if same_family and face.transport is transport:
+                return index
+            if same_family:
+                best = index
+        return best
+
+    # ---- shared pieces -----------------------------------------------------------------------------
+
+    def _too_many_hops(self, req: SipRequest, pkt: Packet) -> Decision:
+        if req.method is Method.ACK:
+            return Decision(DROP_TOO_MANY_HOPS)  # never answer an ACK
+        reply = build_response(req, 483, to_tag=_reply_tag(req))
+        return Decision(REJECT_TOO_MANY_HOPS, reply, reply_hop(pkt))
+
+    def _alias_contacts(self, edit: MessageEditor, contacts: Sequence[NameAddr], pkt: Packet) -> None:
+        for contact in contacts:
+            uri = _sip_uri(contact.uri)
+            if uri is None:
+                continue
+            token = encode_alias(pkt.transport, pkt.ip, pkt.port, contact.uri)
+            user = (uri.user + b"@") if uri.user else b""
+            aliased = b"sip:%s%s;%s=%s" % (user, self._inside.hostport, ALIAS_PARAM, token)
+            if self._inside.transport is Transport.TCP:
+                aliased += b";transport=tcp"
+            edit.replace(contact.uri_start, contact.uri_end, aliased)
+
+    def _restore_contacts(self, edit: MessageEditor, contacts: Sequence[NameAddr]) -> None:
+        for contact in contacts:
+            uri = _sip_uri(contact.uri)
+            token = uri.param(ALIAS_PARAM) if uri is not None else None
+            target = decode_alias(token) if token is not None else None
+            if target is not None:
+                edit.replace(contact.uri_start, contact.uri_end, target.uri)
+
+    def _points_at_us(self, raw_uri: bytes, ours: frozenset[tuple[bytes, int]]) -> bool:
+        uri = _sip_uri(raw_uri)
+        if uri is None:
+            return False
+        ip = _ip_literal(uri.host)
+        return ip is not None and (ip.encode("ascii"), uri.port or DEFAULT_SIP_PORT) in ours
+
+    def _is_our_via(self, via: Via, ours: frozenset[tuple[bytes, int]]) -> bool:
+        if via.branch is None or not via.branch.startswith(OUR_BRANCH):
+            return False
+        ip = _ip_literal(via.host)
+        return ip is not None and (ip.encode("ascii"), via.port or DEFAULT_SIP_PORT) in ours
+
+    def _via(self, face: Address, branch: bytes, listener: int | None) -> bytes:
+        value = b"SIP/2.0/%s %s;branch=%s" % (
+            face.transport.name.encode("ascii"),
+            face.hostport,
+            branch,
+        )
+        if listener is not None:
+            value += b";%s=%d" % (LISTENER_PARAM, listener)
+        return value
+
+    def _branch(self, req: SipRequest, top: Via, pkt: Packet) -> bytes:
+        """Deterministic (RFC 3261 16.11): a retransmission, its CANCEL and non-2xx ACK get the same branch."""
+        if top.branch is not None and top.branch.startswith(MAGIC_COOKIE):
+            key = b"|".join((top.branch, top.host, b"%d" % (top.port or 0), pkt.ip.encode(), b"%d" % pkt.port))
+        else:  # RFC 2543 peer: hash what identifies its transaction
+            cseq_number, _ = req.cseq()
+            key = b"|".join(
+                (
+                    req.uri,
+                    req.to_addr().tag or b"",
+                    req.from_addr().tag or b"",
+                    req.call_id(),
+                    b"%d" % cseq_number,
+                    top.host,
+                    b"%d" % (top.port or 0),
+                    pkt.ip.encode(),
+                )
+            )
+        return OUR_BRANCH + hashlib.blake2b(key, digest_size=10).hexdigest().encode("ascii")
+
+
+_CONTACT_BEARING_TOKENS = frozenset(m.value.encode("ascii") for m in _CONTACT_BEARING)
+
+
+def reply_hop(pkt: Packet) -> Hop:
+    """Replies go to the packet's source, never to a Via address (no reflection to third parties)."""
+    return Hop(pkt.side, pkt.transport, pkt.ip, pkt.port, pkt.listener)
+
+
+def _reply_tag(req: SipRequest) -> bytes:
+    """The same To tag for every retransmission of a request, without keeping state (RFC 3261 16.11)."""
+    key = b"|".join((req.call_id(), req.from_addr().tag or b"", b"%d" % req.cseq()[0]))
+    return b"sg" + hashlib.blake2b(key, digest_size=6).hexdigest().encode("ascii")
+
+
+def _mark_received(edit: MessageEditor, top: Via, pkt: Packet) -> None:
+    """RFC 3261 18.2.1 `received` and RFC 3581 `rport` on the sender's Via."""
+    if top.has_rport:
+        edit.set_via_param(top, b"received", pkt.ip.encode("ascii"))
+        edit.set_via_param(top, b"rport", b"%d" % pkt.port)
+    elif _ip_literal(top.host) != _normal_ip(pkt.ip):
+        edit.set_via_param(top, b"received", pkt.ip.encode("ascii"))
+
+
+def _response_hop(via: Via, listener: int) -> Hop | None:
+    """Where a response goes: the Via's received/rport, else its sent-by (RFC 3261 18.2.2, RFC 3581)."""
+    ip = _ip_literal(via.received) if via.received is not None else _ip_literal(via.host)
+    if ip is None:
+        return None
+    port = via.rport or via.port or DEFAULT_SIP_PORT
+    transport = Transport.UDP if via.transport == b"UDP" else Transport.TCP
+    if via.transport not in (b"UDP", b"TCP"):
+        return None
+    return Hop(Side.OUTSIDE, transport, ip, port, listener)
+
+
+def _listener_of(our_via: Via) -> int:
+    for name, value in our_via.params:
+        if name == LISTENER_PARAM and value is not None and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _source_value(pkt: Packet, country: str | None) -> bytes:
+    value = b"%s:%d;transport=%s" % (
+        format_host(pkt.ip.encode("ascii")),
+        pkt.port,
+        pkt.transport.name.lower().encode("ascii"),
+    )
+    if country:
+        value += b";country=" + country.encode("ascii")
+    return value
+
+
+def _record_route(face: Address) -> bytes:
+    suffix = b";transport=tcp" if face.transport is Transport.TCP else b""
+    return b"<sip:%s;lr%s>" % (face.hostport, suffix)
+
+
+def _sip_uri(raw: bytes) -> SipUri | None:
+    try:
+        uri = parse_uri(raw)
+    except SipParseError:
+        return None
+    return uri if isinstance(uri, SipUri) else None
+
+
+def _ip_literal(host: bytes) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.decode("ascii")))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _normal_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
