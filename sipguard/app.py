@@ -24,7 +24,9 @@ from sipguard.policy.model import Endpoint, Policy, Transport
 log = logging.getLogger("sipguard")
 
 DRAIN_TIMEOUT = 4.0  # seconds granted to close connections on stop; the whole stop stays under 5 s
-MAX_PENDING_CONNECT = 256 * 1024  # bytes queued for one TCP peer while its connection is being opened
+MAX_PENDING_CONNECT = (
+    256 * 1024
+)  # bytes queued for one TCP peer while its connection is being opened
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,19 +181,26 @@ async def _bind_inside(
             port = transport.get_extra_info("sockname")[1]
         else:
             server = await loop.create_server(
-                lambda: stream_factory(Side.INSIDE, 0), endpoint.host, endpoint.port, reuse_address=True
+                lambda: stream_factory(Side.INSIDE, 0),
+                endpoint.host,
+                endpoint.port,
+                reuse_address=True,
             )
             closers.append(server.close)
             port = server.sockets[0].getsockname()[1]
     except OSError as exc:
-        raise StartupError(f"cannot bind inside address {endpoint.url}: {exc.strerror or exc}") from exc
+        raise StartupError(
+            f"cannot bind inside address {endpoint.url}: {exc.strerror or exc}"
+        ) from exc
     return Address(upstream.transport, endpoint.host, int(port))
 
 
 def _advertised(outside: list[Address], inside: Address) -> list[Address]:
     """Concrete addresses for Via/Record-Route: a wildcard listener advertises the inside host."""
     return [
-        Address(a.transport, inside.host, a.port) if ipaddress.ip_address(a.host).is_unspecified else a
+        Address(a.transport, inside.host, a.port)
+        if ipaddress.ip_address(a.host).is_unspecified
+        else a
         for a in outside
     ]
 
@@ -203,7 +212,9 @@ def _local_ip_toward(upstream: Endpoint) -> str:
         try:
             probe.connect((upstream.host, upstream.port or 5060))
         except OSError as exc:
-            raise StartupError(f"no route to upstream {upstream.url}: {exc.strerror or exc}") from exc
+            raise StartupError(
+                f"no route to upstream {upstream.url}: {exc.strerror or exc}"
+            ) from exc
         return str(probe.getsockname()[0])
 
 

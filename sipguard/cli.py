@@ -47,10 +47,15 @@ def _parser() -> argparse.ArgumentParser:
 
     run = verb("run", "run the proxy in the foreground; SIGTERM/SIGINT stop it gracefully")
     run.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log detail"
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log detail",
     )
     run.set_defaults(func=_run)
-    check = verb("check", "validate a policy without running; exit 0 if valid, 2 with file:line:col errors")
+    check = verb(
+        "check", "validate a policy without running; exit 0 if valid, 2 with file:line:col errors"
+    )
     check.set_defaults(func=_check)
     return parser
 
@@ -88,9 +93,12 @@ def _run(args: argparse.Namespace) -> int:
 
     async def daemon() -> None:
         stop = asyncio.Event()
-        remove = signals.install(stop, lambda: logging.getLogger("sipguard").info(
-            "SIGHUP: policy reload arrives with the firewall (issue 4); listen addresses need a restart"
-        ))
+        remove = signals.install(
+            stop,
+            lambda: logging.getLogger("sipguard").info(
+                "SIGHUP: policy reload arrives with the firewall (issue 4); listen addresses need a restart"
+            ),
+        )
         try:
             await serve(policy, shutdown_trigger=stop.wait)
         finally:

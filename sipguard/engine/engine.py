@@ -70,7 +70,9 @@ class Engine:
         required = req.get_all(Hdr.PROXY_REQUIRE)
         if required:
             unsupported = b", ".join(required)
-            return self._answer(req, pkt, 420, REJECT_BAD_EXTENSION, ((b"Unsupported", unsupported),))
+            return self._answer(
+                req, pkt, 420, REJECT_BAD_EXTENSION, ((b"Unsupported", unsupported),)
+            )
         return None
 
     def _answer(
@@ -98,9 +100,10 @@ class Engine:
 def _kind(msg: SipRequest | SipResponse) -> str:
     if isinstance(msg, SipResponse):
         return "response"
-    return msg.method.name  # a closed set (unknown methods are OTHER): attackers can't grow the counters
+    return (
+        msg.method.name
+    )  # a closed set (unknown methods are OTHER): attackers can't grow the counters
 
 
 def _reply_tag(data: bytes) -> bytes:
     return b"sg" + hashlib.blake2b(data[:512], digest_size=6).hexdigest().encode("ascii")
-

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sipguard.core.sip import (
     Hdr,
+    HeaderValue,
     MessageEditor,
     Method,
     NameAddr,
@@ -43,7 +44,9 @@ from sipguard.policy.model import Transport
 
 MAGIC_COOKIE = b"z9hG4bK"  # RFC 3261 8.1.1.7
 OUR_BRANCH = MAGIC_COOKIE + b"sg"
-LISTENER_PARAM = b"sgl"  # which outside listener a request came in on, so its responses leave from it
+LISTENER_PARAM = (
+    b"sgl"  # which outside listener a request came in on, so its responses leave from it
+)
 SOURCE_HEADER = b"X-SIPGuard-Source"
 DEFAULT_SIP_PORT = 5060
 # Requests that create a dialog (RFC 3261 12, RFC 6665, RFC 3515): they get Record-Route when initial.
@@ -95,8 +98,11 @@ class Router:
         if not outside:
             raise ValueError("at least one outside listener is needed")
         self._outside = tuple(outside)
-        self._inside = inside
         self._upstream = upstream
+        inside = Address(
+            upstream.transport, inside.host, inside.port
+        )  # one transport on the inside
+        self._inside = inside
         self._upstream_ip = _normal_ip(upstream.host)
         self._upstream_hop = Hop(Side.INSIDE, upstream.transport, self._upstream_ip, upstream.port)
         self._ours = frozenset(
@@ -111,7 +117,9 @@ class Router:
 
     # ---- outside -> inside -------------------------------------------------------------------------
 
-    def from_outside(self, msg: SipRequest | SipResponse, pkt: Packet, country: str | None) -> Decision:
+    def from_outside(
+        self, msg: SipRequest | SipResponse, pkt: Packet, country: str | None
+    ) -> Decision:
         if isinstance(msg, SipResponse):
             return self._outside_response(msg, pkt)
         return self._outside_request(msg, pkt, country)
@@ -124,10 +132,7 @@ class Router:
         edit = MessageEditor(req)
         _mark_received(edit, vias[0], pkt)
         edit.decrement_max_forwards()
-        for route, value in zip(req.routes(), req.values(Hdr.ROUTE), strict=False):
-            if not self._points_at_us(route.uri, self._ours):
-                break  # loose routing: only the Route entries naming sipguard are ours to pop
-            edit.remove_value(value)
+        self._pop_our_routes(req, edit)  # loose routing; the upstream is the next hop regardless
         edit.insert_via(self._via(self._inside, self._branch(req, vias[0], pkt), pkt.listener))
         if req.method in _DIALOG_FORMING and req.to_addr().tag is None:
             edit.add_header(b"Record-Route", self._rr_inside, first=True)
@@ -172,7 +177,9 @@ class Router:
         edit = MessageEditor(resp)
         edit.remove_top_via()
         if resp.cseq()[1] == b"REGISTER":
-            self._restore_contacts(edit, resp.contacts())  # phones look for their own Contact in the 200
+            self._restore_contacts(
+                edit, resp.contacts()
+            )  # phones look for their own Contact in the 200
         if resp.get(Hdr.X_SIPGUARD_SOURCE) is not None:
             edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)
         if hop.transport is not Transport.UDP:
@@ -186,18 +193,15 @@ class Router:
         edit = MessageEditor(req)
         _mark_received(edit, vias[0], pkt)
         edit.decrement_max_forwards()
-        next_route: NameAddr | None = None
-        for route, value in zip(req.routes(), req.values(Hdr.ROUTE), strict=False):
-            if not self._points_at_us(route.uri, self._ours):
-                next_route = route
-                break
-            edit.remove_value(value)
+        next_route = self._pop_our_routes(req, edit)
         hop = self._target_of(req, edit, next_route)
         if hop is None:
             if req.method is Method.ACK:
                 return Decision(DROP_UNROUTABLE)
             reply = build_response(req, 404, to_tag=_reply_tag(req))
-            return Decision(REJECT_UNROUTABLE, reply, Hop(Side.INSIDE, pkt.transport, pkt.ip, pkt.port))
+            return Decision(
+                REJECT_UNROUTABLE, reply, Hop(Side.INSIDE, pkt.transport, pkt.ip, pkt.port)
+            )
         face = self._outside[hop.listener]
         via_face = Address(hop.transport, face.host, face.port)
         edit.insert_via(self._via(via_face, self._branch(req, vias[0], pkt), None))
@@ -225,9 +229,7 @@ class Router:
             if target is None:
                 return None
             edit.set_request_uri(target.uri)
-            return Hop(
-                Side.OUTSIDE, target.transport, target.ip, target.port, self._listener_for(target)
-            )
+            return self._outside_hop(target.transport, target.ip, target.port)
         return self._uri_hop(req.uri)
 
     def _uri_hop(self, raw_uri: bytes) -> Hop | None:
@@ -238,31 +240,44 @@ class Router:
         if token is not None:
             target = decode_alias(token)
             if target is not None:
-                return Hop(
-                    Side.OUTSIDE, target.transport, target.ip, target.port, self._listener_for(target)
-                )
+                return self._outside_hop(target.transport, target.ip, target.port)
         ip = _ip_literal(uri.host)
         if ip is None:
             return None  # no DNS on the hot path: targets outside are IP literals or aliases
-        transport = Transport.TCP if (uri.param(b"transport") or b"").lower() == b"tcp" else Transport.UDP
-        port = uri.port or DEFAULT_SIP_PORT
-        hop = Hop(Side.OUTSIDE, transport, ip, port)
-        return Hop(Side.OUTSIDE, transport, ip, port, self._listener_for(hop))
+        transport = (
+            Transport.TCP if (uri.param(b"transport") or b"").lower() == b"tcp" else Transport.UDP
+        )
+        return self._outside_hop(transport, ip, uri.port or DEFAULT_SIP_PORT)
 
-    def _listener_for(self, target: Hop | object) -> int:
-        """The outside listener that sends to `target`: same transport and IP family if possible."""
-        transport = getattr(target, "transport", Transport.UDP)
-        version = ipaddress.ip_address(getattr(target, "ip", "0.0.0.0")).version  # noqa: S104
+    def _outside_hop(self, transport: Transport, ip: str, port: int) -> Hop:
+        return Hop(Side.OUTSIDE, transport, ip, port, self._listener_for(transport, ip))
+
+    def _listener_for(self, transport: Transport, ip: str) -> int:
+        """The outside listener that sends to `ip`: same transport and IP family when there is one."""
+        version = 6 if ":" in ip else 4
         best = 0
         for index, face in enumerate(self._outside):
-            same_family = ipaddress.ip_address(face.host).version == version
-            if same_family and face.transport is transport:
+            if (6 if ":" in face.host else 4) != version:
+                continue
+            if face.transport is transport:
                 return index
-            if same_family:
-                best = index
+            best = index
         return best
 
     # ---- shared pieces -----------------------------------------------------------------------------
+
+    def _pop_our_routes(self, req: SipRequest, edit: MessageEditor) -> NameAddr | None:
+        """Remove the leading Route entries that name sipguard; return the first one that doesn't."""
+        routes = req.routes()
+        if not routes:
+            return None
+        values = req.values(Hdr.ROUTE)
+        ours = 0
+        while ours < len(routes) and self._points_at_us(routes[ours].uri, self._ours):
+            ours += 1
+        if ours:
+            _remove_leading_values(req, edit, values, ours)
+        return routes[ours] if ours < len(routes) else None
 
     def _too_many_hops(self, req: SipRequest, pkt: Packet) -> Decision:
         if req.method is Method.ACK:
@@ -270,7 +285,9 @@ class Router:
         reply = build_response(req, 483, to_tag=_reply_tag(req))
         return Decision(REJECT_TOO_MANY_HOPS, reply, reply_hop(pkt))
 
-    def _alias_contacts(self, edit: MessageEditor, contacts: Sequence[NameAddr], pkt: Packet) -> None:
+    def _alias_contacts(
+        self, edit: MessageEditor, contacts: Sequence[NameAddr], pkt: Packet
+    ) -> None:
         for contact in contacts:
             uri = _sip_uri(contact.uri)
             if uri is None:
@@ -316,7 +333,9 @@ class Router:
     def _branch(self, req: SipRequest, top: Via, pkt: Packet) -> bytes:
         """Deterministic (RFC 3261 16.11): a retransmission, its CANCEL and non-2xx ACK get the same branch."""
         if top.branch is not None and top.branch.startswith(MAGIC_COOKIE):
-            key = b"|".join((top.branch, top.host, b"%d" % (top.port or 0), pkt.ip.encode(), b"%d" % pkt.port))
+            key = b"|".join(
+                (top.branch, top.host, b"%d" % (top.port or 0), pkt.ip.encode(), b"%d" % pkt.port)
+            )
         else:  # RFC 2543 peer: hash what identifies its transaction
             cseq_number, _ = req.cseq()
             key = b"|".join(
@@ -334,7 +353,24 @@ class Router:
         return OUR_BRANCH + hashlib.blake2b(key, digest_size=10).hexdigest().encode("ascii")
 
 
-_CONTACT_BEARING_TOKENS = frozenset(m.value.encode("ascii") for m in _CONTACT_BEARING)
+_CONTACT_BEARING_TOKENS = frozenset(m.value for m in _CONTACT_BEARING)
+
+
+def _remove_leading_values(
+    msg: SipRequest, edit: MessageEditor, values: Sequence[HeaderValue], count: int
+) -> None:
+    """Remove the first `count` values of a list header: whole lines, then the head of a shared line."""
+    fields = msg.headers
+    index = 0
+    while index < count:
+        field_index = values[index].field_index
+        in_field = [v for v in values if v.field_index == field_index]
+        taken = [v for v in in_field if values.index(v) < count]
+        if len(taken) == len(in_field):
+            edit.replace(fields[field_index].start, fields[field_index].end, b"")
+        else:
+            edit.replace(in_field[0].start, in_field[len(taken)].start, b"")
+        index += len(taken)
 
 
 def reply_hop(pkt: Packet) -> Hop:

@@ -94,7 +94,9 @@ class SipStreamProtocol(asyncio.Protocol, StreamLink):
         self._dispatcher.sockets.streams[(self._side, *self.peer)] = self
         loop = asyncio.get_running_loop()
         self._last_activity = loop.time()
-        self._timer = loop.call_at(self._last_activity + self._limiter.limits.idle_timeout, self._idle)
+        self._timer = loop.call_at(
+            self._last_activity + self._limiter.limits.idle_timeout, self._idle
+        )
         if self._pending:
             transport.write(self._pending)
             self._pending = b""

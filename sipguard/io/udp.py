@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from sipguard.engine.context import Side
 from sipguard.io.counters import Counters
@@ -14,7 +14,9 @@ from sipguard.policy.model import Transport
 class SipDatagramProtocol(asyncio.DatagramProtocol):
     """One bound UDP socket, outside (a listener) or inside (toward the upstream)."""
 
-    def __init__(self, dispatcher: Dispatcher, counters: Counters, side: Side, listener: int) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, counters: Counters, side: Side, listener: int
+    ) -> None:
         self._dispatcher = dispatcher
         self._counters = counters
         self._side = side
@@ -22,11 +24,13 @@ class SipDatagramProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # uvloop's UDP transport does not subclass asyncio.DatagramTransport; it has the same interface
+        self.transport = cast("asyncio.DatagramTransport", transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self._dispatcher.receive(data, addr[0], addr[1], Transport.UDP, self._side, self._listener)
 
     def error_received(self, exc: Exception) -> None:
-        self._counters.socket_errors += 1  # ICMP port unreachable and friends must not stop the loop
+        self._counters.socket_errors += (
+            1  # ICMP port unreachable and friends must not stop the loop
+        )

@@ -1,0 +1,554 @@
+"""Byte-level parsing of SIP header values: URIs, name-addr, Via, parameters, comma lists.
+
+Everything stays `bytes`; nothing is decoded. The functions work on `raw[start:end]` spans of a
+message so the results can carry positions in `raw` (the editor rewrites by span).
+
+Linear whitespace inside a header value (SP, HTAB and folds, i.e. CRLF followed by SP/HTAB) is
+normalised with `_lws`, which maps every CR, LF and HTAB to SP: the length does not change, so an
+offset in the normalised copy is an offset in `raw`. A bare CR or LF cannot reach these
+functions: the parser rejects them in the header section.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .errors import SipParseError
+
+__all__ = [
+    "NameAddr",
+    "OtherUri",
+    "Params",
+    "SipUri",
+    "TelUri",
+    "Via",
+    "format_host",
+    "param_spans",
+    "parse_name_addr",
+    "parse_params",
+    "parse_uri",
+    "parse_via",
+    "split_host_port",
+    "split_list",
+    "unquote",
+]
+
+Params = tuple[tuple[bytes, bytes | None], ...]
+"""`;name[=value]` parameters in order; names lower-cased, values raw (quotes kept)."""
+
+_ALNUM = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+TOKEN_CHARS = _ALNUM + b"-.!%*_+`'~"
+"""RFC 3261 25.1 token."""
+_SCHEME_CHARS = _ALNUM + b"+-."
+_HOST_CHARS = _ALNUM + b"-._"  # `_` is not in RFC 3261's hostname, but real names carry it
+_IPV6_CHARS = b"0123456789abcdefABCDEF:."
+_PARAM_VALUE_CHARS = TOKEN_CHARS + b"[]:"  # token / host (IPv6 references, RFC 5118 4.5)
+_WS = b" \t\r\n"
+_NO_PARAMS: Params = ()
+
+
+def _lws(v: bytes) -> bytes:
+    """Map CR, LF and HTAB to SP (same length: offsets stay valid)."""
+    if b"\r" in v:
+        v = v.replace(b"\r", b" ").replace(b"\n", b" ")
+    if b"\t" in v:
+        v = v.replace(b"\t", b" ")
+    return v
+
+
+def is_token(b: bytes) -> bool:
+    """True for a non-empty RFC 3261 token."""
+    return bool(b) and not b.translate(None, TOKEN_CHARS)
+
+
+def is_scheme(b: bytes) -> bool:
+    """True for an RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )."""
+    return bool(b) and b[:1].isalpha() and not b.translate(None, _SCHEME_CHARS)
+
+
+def format_host(host: bytes) -> bytes:
+    """`host` as it is written in a URI or Via: IPv6 literals get their brackets back."""
+    if b":" in host:
+        return b"[" + host + b"]"
+    return host
+
+
+def unquote(v: bytes) -> bytes:
+    """The content of a quoted-string (quotes removed, quoted-pairs resolved); else `v`."""
+    if len(v) >= 2 and v[:1] == b'"' and v[-1:] == b'"':
+        v = v[1:-1]
+        if b"\\" in v:
+            out = bytearray()
+            i = 0
+            n = len(v)
+            while i < n:
+                j = v.find(b"\\", i)
+                if j < 0:
+                    out += v[i:]
+                    break
+                out += v[i:j]
+                out += v[j + 1 : j + 2]
+                i = j + 2
+            return bytes(out)
+    return v
+
+
+def _skip_quoted(b: bytes, i: int, n: int) -> int:
+    """`b[i]` is a DQUOTE: the index just after the closing DQUOTE (quoted-pairs honoured)."""
+    j = i + 1
+    while True:
+        q = b.find(b'"', j, n)
+        if q < 0:
+            raise SipParseError("unterminated quoted string")
+        bs = b.find(b"\\", j, q)
+        if bs < 0:
+            return q + 1
+        j = bs + 2
+
+
+def _strip(raw: bytes, s: int, e: int) -> tuple[int, int]:
+    while s < e and raw[s] in _WS:
+        s += 1
+    while e > s and raw[e - 1] in _WS:
+        e -= 1
+    return s, e
+
+
+def split_list(raw: bytes, s: int, e: int) -> list[tuple[int, int]]:
+    """Split `raw[s:e]` at commas outside quoted strings and `<...>`; spans stripped of LWS.
+
+    Empty elements (`a,,b`) come back as empty spans; the caller decides whether they matter.
+    """
+    out: list[tuple[int, int]] = []
+    start = s
+    i = s
+    find = raw.find
+    if find(b'"', s, e) < 0 and find(b"<", s, e) < 0:
+        while True:
+            c = find(b",", i, e)
+            if c < 0:
+                break
+            out.append(_strip(raw, start, c))
+            start = i = c + 1
+    else:
+        while True:
+            c = find(b",", i, e)
+            q = find(b'"', i, e)
+            a = find(b"<", i, e)
+            if c < 0:
+                c = e
+            if q < 0:
+                q = e
+            if a < 0:
+                a = e
+            if c < q and c < a:
+                out.append(_strip(raw, start, c))
+                start = i = c + 1
+            elif q == a:  # both e: no more comma, quote or '<'
+                break
+            elif q < a:
+                i = _skip_quoted(raw, q, e)
+            else:
+                g = find(b">", a + 1, e)
+                if g < 0:
+                    raise SipParseError("'<' without '>'")
+                i = g + 1
+    out.append(_strip(raw, start, e))
+    return out
+
+
+def _split_semis(v: bytes) -> list[bytes]:
+    """`v.split(b";")`, but not inside quoted strings."""
+    if b'"' not in v:
+        return v.split(b";")
+    parts: list[bytes] = []
+    n = len(v)
+    start = i = 0
+    while True:
+        c = v.find(b";", i)
+        q = v.find(b'"', i)
+        if c < 0 and q < 0:
+            break
+        if q < 0 or (0 <= c < q):
+            parts.append(v[start:c])
+            start = i = c + 1
+        else:
+            i = _skip_quoted(v, q, n)
+    parts.append(v[start:])
+    return parts
+
+
+def _param(part: bytes) -> tuple[bytes, bytes | None]:
+    p = part.strip(b" ")
+    if not p:
+        raise SipParseError("empty parameter")
+    name, eq, val = p.partition(b"=")
+    if eq:
+        name = name.rstrip(b" ")
+        val = val.lstrip(b" ")
+        if not val:
+            raise SipParseError("parameter without value after '='")
+        if val[:1] == b'"':
+            if _skip_quoted(val, 0, len(val)) != len(val):
+                raise SipParseError("junk after quoted parameter value")
+        elif val.translate(None, _PARAM_VALUE_CHARS):
+            raise SipParseError("bad character in parameter value")
+    if not is_token(name):
+        raise SipParseError("bad parameter name")
+    return name.lower(), (val if eq else None)
+
+
+def parse_params(v: bytes) -> Params:
+    """`*( SEMI name [EQUAL value] )` with LWS allowed around `;` and `=`; `v` has no CR/LF/HTAB.
+
+    `v` must be empty/blank or start (after blanks) with `;`.
+    """
+    parts = _split_semis(v)
+    if parts[0].strip(b" "):
+        raise SipParseError("junk before parameters")
+    if len(parts) == 1:
+        return _NO_PARAMS
+    return tuple([_param(p) for p in parts[1:]])
+
+
+def param_spans(raw: bytes, s: int, e: int) -> list[tuple[bytes, int, int]]:
+    """(lower-cased name, start of its `;`, end of the parameter) for each `;param` in raw[s:e].
+
+    Used by the editor to replace one parameter of a Via value in place.
+    """
+    v = _lws(raw[s:e])
+    out: list[tuple[bytes, int, int]] = []
+    parts = _split_semis(v)
+    pos = len(parts[0])
+    for p in parts[1:]:
+        start = pos
+        pos += 1 + len(p)
+        name = p.partition(b"=")[0].strip(b" ").lower()
+        end = start + 1 + len(p.rstrip(b" "))
+        out.append((name, s + start, s + end))
+    return out
+
+
+def _port(p: bytes) -> int:
+    if not p.isdigit() or len(p) > 5:
+        raise SipParseError("bad port")
+    port = int(p)
+    if port > 65535:
+        raise SipParseError("port out of range")
+    return port
+
+
+def split_host_port(b: bytes) -> tuple[bytes, int | None]:
+    """`host[:port]` with IPv6 references in brackets (RFC 5118); host returned without brackets.
+
+    An unbracketed IPv6 address (`2001:db8::10`) is an error, never guessed (RFC 5118 4.2).
+    """
+    if b[:1] == b"[":
+        j = b.find(b"]")
+        if j < 0:
+            raise SipParseError("IPv6 reference without ']'")
+        host = b[1:j]
+        if b":" not in host or host.translate(None, _IPV6_CHARS):
+            raise SipParseError("bad IPv6 reference")
+        rest = b[j + 1 :]
+        if not rest:
+            return host, None
+        if rest[:1] != b":":
+            raise SipParseError("junk after IPv6 reference")
+        return host, _port(rest[1:])
+    c = b.find(b":")
+    if c >= 0:
+        host = b[:c]
+        port: int | None = _port(b[c + 1 :])
+    else:
+        host = b
+        port = None
+    if not host or host.translate(None, _HOST_CHARS):
+        raise SipParseError("bad host")
+    return host, port
+
+
+class SipUri(NamedTuple):
+    """A sip: or sips: URI (RFC 3261 19.1); `host` has no brackets; `%` escapes kept raw."""
+
+    scheme: bytes
+    user: bytes | None
+    password: bytes | None
+    host: bytes
+    port: int | None
+    params: Params
+    headers: bytes | None
+
+    def param(self, name: bytes) -> bytes | None:
+        """Value of URI parameter `name` (lower-case); None when absent or valueless."""
+        for k, v in self.params:
+            if k == name:
+                return v
+        return None
+
+    def has_param(self, name: bytes) -> bool:
+        """True when URI parameter `name` (lower-case) is present, with or without a value."""
+        return any(k == name for k, _ in self.params)
+
+    def host_port(self) -> bytes:
+        """`host[:port]` as written in a URI (IPv6 bracketed)."""
+        h = format_host(self.host)
+        return h if self.port is None else h + b":%d" % self.port
+
+
+class TelUri(NamedTuple):
+    """A tel: URI (RFC 3966): the number (global `+...` or local) and its parameters."""
+
+    number: bytes
+    params: Params
+
+
+class OtherUri(NamedTuple):
+    """Any other absolute URI: only the (lower-cased) scheme is interpreted."""
+
+    scheme: bytes
+    raw: bytes
+
+
+def _uri_params(v: bytes) -> Params:
+    # URI parameters allow no LWS; names lower-cased, values raw (escapes kept)
+    out: list[tuple[bytes, bytes | None]] = []
+    for p in v.split(b";")[1:]:
+        name, eq, val = p.partition(b"=")
+        if not name:
+            raise SipParseError("empty URI parameter")
+        out.append((name.lower(), val if eq else None))
+    return tuple(out)
+
+
+def parse_uri(data: bytes) -> SipUri | TelUri | OtherUri:
+    """Parse an absolute URI; sip/sips/tel structurally, any other scheme as OtherUri.
+
+    Raises SipParseError for a missing/invalid scheme or a malformed sip/sips/tel URI.
+    """
+    colon = data.find(b":")
+    scheme = data[:colon]
+    if colon <= 0 or not is_scheme(scheme):
+        raise SipParseError("URI without a valid scheme")
+    if data.translate(None, b' \t\r\n<>"') != data:
+        raise SipParseError("whitespace, quote or angle bracket in URI")
+    scheme = scheme.lower()
+    rest = data[colon + 1 :]
+    if scheme in {b"sip", b"sips"}:
+        at = rest.find(b"@")
+        user: bytes | None = None
+        password: bytes | None = None
+        if at >= 0:
+            userinfo = rest[:at]
+            rest = rest[at + 1 :]
+            user, c, pw = userinfo.partition(b":")
+            if c:
+                password = pw
+            if not user:
+                raise SipParseError("empty user part in SIP URI")
+        j = max(rest.find(b"]"), 0) if rest[:1] == b"[" else 0
+        semi = rest.find(b";", j)
+        qm = rest.find(b"?", j)
+        end = len(rest)
+        if 0 <= semi < end:
+            end = semi
+        if 0 <= qm < end:
+            end = qm
+        host, port = split_host_port(rest[:end])
+        headers: bytes | None = None
+        if qm >= 0:
+            headers = rest[qm + 1 :]
+            ptxt = rest[end:qm]
+        else:
+            ptxt = rest[end:]
+        params = _uri_params(ptxt) if ptxt else _NO_PARAMS
+        return SipUri(scheme, user, password, host, port, params, headers)
+    if scheme == b"tel":
+        semi = rest.find(b";")
+        number = rest if semi < 0 else rest[:semi]
+        if not number:
+            raise SipParseError("empty tel: number")
+        return TelUri(number, _uri_params(rest[semi:]) if semi >= 0 else _NO_PARAMS)
+    return OtherUri(scheme, data)
+
+
+class Via(NamedTuple):
+    """One Via value (RFC 3261 20.42); `start..end` is its span in the message's `raw`."""
+
+    protocol: bytes
+    """`SIP/2.0` (name/version, LWS removed)."""
+    transport: bytes
+    """Upper-cased: UDP, TCP, TLS, SCTP, WS, WSS or any token."""
+    host: bytes
+    """sent-by host; IPv6 without brackets."""
+    port: int | None
+    params: Params
+    branch: bytes | None
+    received: bytes | None
+    """`received` value, IPv6 brackets removed (RFC 5118 4.5 allows both forms)."""
+    rport: int | None
+    """`rport=N` value; None when absent or empty (see has_rport)."""
+    has_rport: bool
+    start: int
+    end: int
+
+    @property
+    def sent_by_host_raw(self) -> bytes:
+        """The sent-by host as written (IPv6 bracketed)."""
+        return format_host(self.host)
+
+    def param(self, name: bytes) -> bytes | None:
+        """Value of Via parameter `name` (lower-case); None when absent or valueless."""
+        for k, v in self.params:
+            if k == name:
+                return v
+        return None
+
+
+def parse_via(raw: bytes, s: int, e: int) -> Via:
+    """Parse one Via value `raw[s:e]` (already split from its list and stripped)."""
+    v = _lws(raw[s:e])
+    i1 = v.find(b"/")
+    i2 = v.find(b"/", i1 + 1) if i1 >= 0 else -1
+    if i2 < 0:
+        raise SipParseError("Via without sent-protocol")
+    name = v[:i1].strip(b" ")
+    version = v[i1 + 1 : i2].strip(b" ")
+    rest = v[i2 + 1 :].lstrip(b" ")
+    sp = rest.find(b" ")
+    if sp <= 0:
+        raise SipParseError("Via without sent-by")
+    transport = rest[:sp]
+    rest = rest[sp + 1 :].lstrip(b" ")
+    semi = rest.find(b";")
+    if semi < 0:
+        sent_by = rest.rstrip(b" ")
+        ptxt = b""
+    else:
+        sent_by = rest[:semi].rstrip(b" ")
+        ptxt = rest[semi:]
+    if not is_token(name) or not is_token(version) or not is_token(transport):
+        raise SipParseError("bad Via sent-protocol")
+    if b" " in sent_by:  # COLON = SWS ":" SWS
+        h, c, p = sent_by.rpartition(b":")
+        if not c or b" " in h.strip(b" ") or b" " in p.strip(b" "):
+            raise SipParseError("bad Via sent-by")
+        sent_by = h.strip(b" ") + b":" + p.strip(b" ")
+    host, port = split_host_port(sent_by)
+    branch = received = None
+    rport: int | None = None
+    has_rport = False
+    if ptxt:
+        params = parse_params(ptxt)
+        for k, val in params:
+            if k == b"branch":
+                branch = val
+            elif k == b"received":
+                received = val
+                if val is not None and val[:1] == b"[" and val[-1:] == b"]":
+                    received = val[1:-1]
+            elif k == b"rport":
+                has_rport = True
+                if val is not None:
+                    rport = _port(val)
+    else:
+        params = _NO_PARAMS
+    return Via(
+        name + b"/" + version,
+        transport.upper(),
+        host,
+        port,
+        params,
+        branch,
+        received,
+        rport,
+        has_rport,
+        s,
+        e,
+    )
+
+
+class NameAddr(NamedTuple):
+    """A From/To/Contact/Route value: `[display] <uri>` or a bare addr-spec, then `;params`.
+
+    `display` is the display name (quoted-string content with quoted-pairs resolved, or the
+    unquoted tokens), None when absent. `uri_start..uri_end` and `start..end` are spans in `raw`.
+    """
+
+    display: bytes | None
+    uri: bytes
+    uri_start: int
+    uri_end: int
+    params: Params
+    tag: bytes | None
+    start: int
+    end: int
+
+    def param(self, name: bytes) -> bytes | None:
+        """Value of header parameter `name` (lower-case); None when absent or valueless."""
+        for k, v in self.params:
+            if k == name:
+                return v
+        return None
+
+    def has_param(self, name: bytes) -> bool:
+        """True when header parameter `name` (lower-case) is present."""
+        return any(k == name for k, _ in self.params)
+
+
+def parse_name_addr(raw: bytes, s: int, e: int) -> NameAddr:
+    """Parse one name-addr / addr-spec value `raw[s:e]` (split from its list, stripped)."""
+    v = _lws(raw[s:e])
+    n = len(v)
+    if not n:
+        raise SipParseError("empty address")
+    display: bytes | None
+    if v[0] == 34:  # '"'
+        q = _skip_quoted(v, 0, n)
+        display = unquote(v[:q])
+        lt = q
+        while lt < n and v[lt] == 32:
+            lt += 1
+        if lt >= n or v[lt] != 60:  # '<'
+            raise SipParseError("quoted display name not followed by '<'")
+    else:
+        lt = v.find(b"<")
+        if lt >= 0:
+            disp = v[:lt].strip(b" ")
+            if disp and not is_token(disp.replace(b" ", b"")):
+                raise SipParseError("bad display name")
+            display = disp or None
+        else:
+            display = None
+    if lt >= 0:
+        gt = v.find(b">", lt + 1)
+        if gt < 0:
+            raise SipParseError("'<' without '>'")
+        us, ue = lt + 1, gt
+        uri = v[us:ue]
+        if not uri or b" " in uri:
+            raise SipParseError("whitespace in addr-spec")
+        ptxt = v[gt + 1 :]
+    else:
+        # addr-spec: a URI with ',', '?' or ';' must be in <> (RFC 3261 20.10), so ';' starts
+        # the header parameters
+        semi = v.find(b";")
+        ue = n if semi < 0 else semi
+        us = 0
+        uri = v[:ue].rstrip(b" ")
+        ue = len(uri)
+        if not uri or b" " in uri or b"?" in uri:
+            raise SipParseError("bad addr-spec (URI with '?' or LWS outside <>)")
+        ptxt = v[ue:]
+    colon = uri.find(b":")
+    if colon <= 0 or not is_scheme(uri[:colon]):
+        raise SipParseError("address without a URI scheme")
+    tag = None
+    if ptxt:
+        params = parse_params(ptxt)
+        for k, val in params:
+            if k == b"tag":
+                tag = val
+    else:
+        params = _NO_PARAMS
+    return NameAddr(display, uri, s + us, s + ue, params, tag, s, e)

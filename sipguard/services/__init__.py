@@ -1,0 +1,1 @@
+"""sipguard.services."""
