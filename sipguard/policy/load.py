@@ -124,6 +124,8 @@ def load_policy_text(text: str, path: str = "<policy>", *, base_dir: str | None 
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         raise PolicyError([_syntax_issue(path, exc)]) from None
+    except RecursionError:
+        raise PolicyError([_issue(path, 1, 1, "nested too deeply")]) from None
     except ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -210,7 +212,7 @@ class _Reader:
     # -- structure
 
     def mapping(
-        self, node: Node, allowed: Collection[str], *, what: str = "key"
+        self, node: Node, allowed: Collection[str], *, known: str = ""
     ) -> dict[str, Node] | None:
         """A mapping's key -> value nodes. Flags non-mappings, duplicate and unknown keys (with a
         suggestion); the value of a flagged key is left out."""
@@ -228,26 +230,26 @@ class _Reader:
                 continue
             key = key_node.value
             if key in first:
-                self.error(key_node, f"duplicate key {key!r} (first at {self.at(first[key])})")
+                self.error(key_node, f"duplicate key {key!r}")  # the words of STYLE.md C14
                 continue
             first[key] = key_node
             if key not in allowed:
                 hint = suggest(key, allowed)
-                tail = f" (did you mean {hint!r}?)" if hint else ""
-                self.error(key_node, f"unknown {what} {key!r}{tail}")
+                tail = f" (did you mean {hint!r}?)" if hint else f" ({known})" if known else ""
+                self.error(key_node, f"unknown key {key!r}{tail}")
                 continue
             out[key] = value_node
         return out
 
     def fields(
-        self, node: Node, cls: type[Any], converters: Mapping[str, Converter], *, what: str = "key"
+        self, node: Node, cls: type[Any], converters: Mapping[str, Converter], *, known: str = ""
     ) -> tuple[dict[str, Any], dict[str, Node]] | None:
         """Read a section into keyword arguments for `cls`. `converters` is keyed by YAML key and
         must cover exactly the keys `cls` declares. Returns (kwargs by field name, value nodes by
         YAML key); a value that did not convert is left out, so the dataclass default applies."""
         keys = yaml_keys(cls)
         assert set(converters) == set(keys), (cls, set(converters) ^ set(keys))
-        nodes = self.mapping(node, keys, what=what)
+        nodes = self.mapping(node, keys, known=known)
         if nodes is None:
             return None
         kwargs: dict[str, Any] = {}
@@ -723,7 +725,6 @@ def _match(r: _Reader, node: Node, transports: set[Transport]) -> Match | None:
             "account": lambda n: _strings(r, n),
             "transport": lambda n: r.choice(n, Transport, "transport"),
         },
-        what="match key",
     )
     if got is None:
         return None
@@ -847,7 +848,7 @@ def _subnet_of(a: Network, b: Network) -> bool:
 
 def _user_agent(r: _Reader, node: Node) -> re.Pattern[bytes] | None:
     if isinstance(node, yaml.MappingNode):
-        got = r.mapping(node, ("regex",), what="user_agent key")
+        got = r.mapping(node, ("regex",), known="the only key here is 'regex'")
         if got is None:
             return None
         if not r.require(node, got, "regex"):
@@ -898,7 +899,7 @@ def _limits(r: _Reader, node: Node, bans: BanSpec) -> Limits | None:
             "global": spec("global"),
             "ipv6_prefix": lambda n: r.integer(n, 0, 128),
         },
-        what="limit class",
+        known="limits are per REGISTER, INVITE, OPTIONS, other, global",
     )
     return Limits(**got[0]) if got is not None else None
 
@@ -1152,7 +1153,8 @@ def _sink(r: _Reader, node: Node) -> WebhookSink | SyslogSink | FileSink | None:
         }
     else:
         converters = {"file": r.path, "min_severity": severity}
-    got = r.fields(node, _SINK_KEYS[kind], converters, what=f"{kind} sink key")
+    known = f"a {kind} sink has {', '.join(converters)}"
+    got = r.fields(node, _SINK_KEYS[kind], converters, known=known)
     if got is None:
         return None
     kw, nodes = got

@@ -182,8 +182,7 @@ class _Walker:
         if meta.yaml is not None:
             if meta.yaml not in GRAMMARS:
                 raise KeyError(f"no grammar {meta.yaml!r} in schema.GRAMMARS")
-            for name in _refs(GRAMMARS[meta.yaml]):
-                self.grammar_or_class(name)
+            self.grammar_or_class(meta.yaml)
             out: JSON = _ref(meta.yaml)
         else:
             out = self.type_schema(hint)

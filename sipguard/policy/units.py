@@ -215,6 +215,8 @@ def parse_endpoint(text: str, *, hostname_ok: bool = False, zero_port_ok: bool =
 
 def parse_host_port(text: str) -> HostPort:
     """`127.0.0.1:9460` or `[::1]:9460` -> `HostPort`."""
+    if text.isdigit():
+        raise ValueError(f"not HOST:PORT: {text!r} (did you mean '127.0.0.1:{text}'?)")
     if text.count(":") > 1 and not text.startswith("["):
         raise ValueError(f"put IPv6 addresses in brackets: {text!r}")
     host, port_text = _split_host_port(text)
