@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -154,7 +155,7 @@ async def _bind_outside(
                 dispatcher.sockets.outside_udp.append(None)
                 port = server.sockets[0].getsockname()[1]
         except OSError as exc:
-            raise StartupError(f"cannot listen on {endpoint.url}: {exc.strerror or exc}") from exc
+            raise StartupError(f"cannot listen on {endpoint.url}: {_why(exc)}") from exc
         dispatcher.sockets.outside_family.append(ipaddress.ip_address(endpoint.host).version)
         bound.append(Address(endpoint.transport, endpoint.host, int(port)))
     return bound
@@ -190,7 +191,7 @@ async def _bind_inside(
             port = server.sockets[0].getsockname()[1]
     except OSError as exc:
         raise StartupError(
-            f"cannot bind inside address {endpoint.url}: {exc.strerror or exc}"
+            f"cannot bind inside address {endpoint.url}: {_why(exc)}"
         ) from exc
     return Address(upstream.transport, endpoint.host, int(port))
 
@@ -213,9 +214,17 @@ def _local_ip_toward(upstream: Endpoint) -> str:
             probe.connect((upstream.host, upstream.port or 5060))
         except OSError as exc:
             raise StartupError(
-                f"no route to upstream {upstream.url}: {exc.strerror or exc}"
+                f"no route to upstream {upstream.url}: {_why(exc)}"
             ) from exc
         return str(probe.getsockname()[0])
+
+
+def _why(exc: OSError) -> str:
+    """The plain reason ("Address already in use"), whatever loop implementation raised it."""
+    for cause in (exc, exc.__context__):  # uvloop wraps the errno-carrying error in a plain one
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno)
+    return str(exc)
 
 
 def _hostport(host: str, port: int) -> str:

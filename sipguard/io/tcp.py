@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
 from sipguard.core.sip import SipParseError, StreamFramer
 from sipguard.engine.context import Side
@@ -82,7 +83,7 @@ class SipStreamProtocol(asyncio.Protocol, StreamLink):
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast("asyncio.Transport", transport)  # uvloop's TCPTransport: same interface
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1]))

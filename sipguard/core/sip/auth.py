@@ -1,15 +1,16 @@
 """Credentials in Authorization / Proxy-Authorization (RFC 3261 22, RFC 7616 digest).
 
 Only what a firewall needs: the scheme, and `username`/`realm` for brute-force and enumeration
-detectors. Other auth-params are left alone; the header is forwarded untouched.
+detectors. The header itself is forwarded untouched, so reading it is lenient: a malformed
+auth-param list yields what could be read before the damage, never an exception.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from .errors import SipParseError
-from .uri import _lws, _skip_quoted, is_token, unquote
+from .uri import TOKEN_CHARS, _lws, unquote
 
 if TYPE_CHECKING:
     from .message import Hdr
@@ -34,55 +35,39 @@ class DigestCredentials(NamedTuple):
         return self.scheme.lower() == b"digest"
 
 
-def parse_credentials(header: Hdr, value: bytes) -> DigestCredentials:
-    """Parse `credentials = auth-scheme LWS auth-param *(COMMA auth-param)`.
+_new = tuple.__new__
+# the usual shape (username first, realm second, no quoted-pairs): one regex match
+_FAST = re.compile(
+    rb' *(Digest) +username *= *"([^"\\]*)" *, *realm *= *"([^"\\]*)" *(?:,|\Z)', re.I
+)
+# one auth-param, or any single octet (so consecutive findall matches tile the whole value)
+_PARAM = re.compile(
+    rb' *([!%\'*+\-.0-9A-Z_`a-z~]+) *= *("(?:[^"\\]|\\.)*"|[^ ,"]*) *(?:,|\Z)|(.)', re.S
+)
 
-    For any scheme the comma-separated `name=value` params are read (names case-insensitive,
-    values token or quoted-string); a malformed quoted string raises SipParseError. Params that
-    are not `name=value` (a scheme with a token68 blob) are skipped.
+
+def parse_credentials(header: Hdr, value: bytes) -> DigestCredentials:
+    """Parse `credentials = auth-scheme LWS auth-param *(COMMA auth-param)` (any scheme).
+
+    Param names are case-insensitive, values token or quoted-string. Reading stops at the
+    first octet that does not fit the grammar (a token68 blob, an unterminated quote).
     """
+    m = _FAST.match(value)
+    if m is not None:
+        scheme, user, realm = m.groups()
+        return _new(DigestCredentials, (header, scheme, user, realm))
     v = _lws(value).strip(b" ")
     sp = v.find(b" ")
     scheme = v if sp < 0 else v[:sp]
-    if not is_token(scheme):
-        raise SipParseError("bad authorization scheme")
     username: bytes | None = None
-    realm: bytes | None = None
-    if sp < 0:
-        return DigestCredentials(header, scheme, None, None)
-    n = len(v)
-    i = sp + 1
-    while i < n:
-        eq = v.find(b"=", i)
-        comma = v.find(b",", i)
-        if eq < 0 or 0 <= comma < eq:
-            # not a name=value param (token68 or junk): skip to the next comma
-            if comma < 0:
+    realm_: bytes | None = None
+    if sp >= 0 and not scheme.translate(None, TOKEN_CHARS):
+        for name, val, junk in _PARAM.findall(v, sp + 1):
+            if junk:
                 break
-            i = comma + 1
-            continue
-        name = v[i:eq].strip(b" ").lower()
-        j = eq + 1
-        while j < n and v[j] == 32:
-            j += 1
-        if j < n and v[j] == 34:  # quoted-string
-            k = _skip_quoted(v, j, n)
-            val = unquote(v[j:k])
-        else:
-            k = v.find(b",", j)
-            if k < 0:
-                k = n
-            val = v[j:k].rstrip(b" ")
-        if name == b"username":
-            username = val
-        elif name == b"realm":
-            realm = val
-        comma = v.find(b",", k)
-        if comma < 0:
-            if v[k:].strip(b" "):
-                raise SipParseError("junk after auth-param")
-            break
-        if v[k:comma].strip(b" "):
-            raise SipParseError("junk after auth-param")
-        i = comma + 1
-    return DigestCredentials(header, scheme, username, realm)
+            lname = name.lower()
+            if lname == b"username" and username is None:
+                username = unquote(val)
+            elif lname == b"realm" and realm_ is None:
+                realm_ = unquote(val)
+    return _new(DigestCredentials, (header, scheme, username, realm_))

@@ -22,8 +22,6 @@ __all__ = [
     "set_request_uri",
 ]
 
-_VIA = int(Hdr.VIA)
-
 
 class MessageEditor:
     """Edits of one message, applied by `build()` (the message itself is never changed)."""
@@ -72,10 +70,6 @@ class MessageEditor:
 
     # -- positions --------------------------------------------------------------------------
 
-    def _first_field(self, h: int) -> int:
-        sl = self._msg._sl
-        return sl.index(h) if h in sl else -1
-
     def _after_start_line(self) -> int:
         return self._msg.raw.find(b"\r\n") + 2
 
@@ -86,24 +80,24 @@ class MessageEditor:
 
     def insert_via(self, value: bytes) -> None:
         """Add `Via: value` as the new top Via (a line of its own before the first Via)."""
-        fi = self._first_field(_VIA)
-        pos = self._msg._hf[fi][2] if fi >= 0 else self._after_start_line()
+        fi = self._msg.index(Hdr.VIA)
+        pos = self._msg.field_start(fi) if fi >= 0 else self._after_start_line()
         self.insert(pos, b"Via: " + value + b"\r\n")
 
     def remove_top_via(self) -> None:
         """Remove the first Via value: its whole line when the line holds only it, otherwise
         the value and the comma (and LWS) after it."""
-        fi = self._first_field(_VIA)
+        fi = self._msg.index(Hdr.VIA)
         if fi < 0:
             raise ValueError("no Via to remove")
         self._remove_in_field(fi, 0)
 
     def _remove_in_field(self, fi: int, k: int) -> None:
-        raw = self._msg.raw
-        t = self._msg._hf[fi]
-        spans = [sp for sp in split_list(raw, t[4], t[5]) if sp[0] < sp[1]]
+        msg = self._msg
+        vs, ve = msg.value_span(fi)
+        spans = [sp for sp in split_list(msg.raw, vs, ve) if sp[0] < sp[1]]
         if len(spans) <= 1:
-            self.replace(t[2], t[3], b"")
+            self.replace(*msg.field_span(fi), b"")
         elif k == 0:
             self.replace(spans[0][0], spans[1][0], b"")
         else:
@@ -134,16 +128,17 @@ class MessageEditor:
 
     def remove_headers(self, h: Hdr) -> None:
         """Remove every header line of slot `h` (long and compact names)."""
-        for t in self._msg._hf:
-            if t[0] == h:
-                self.replace(t[2], t[3], b"")
+        msg = self._msg
+        for i in msg.indexes(h):
+            self.replace(*msg.field_span(i), b"")
 
     def remove_named(self, name: bytes) -> None:
         """Remove every header line called `name` (case-insensitive; for Hdr.OTHER names)."""
         lname = name.lower()
-        for t in self._msg._hf:
-            if t[1].rstrip(b" \t").lower() == lname:
-                self.replace(t[2], t[3], b"")
+        msg = self._msg
+        for i, line in enumerate(msg._lines):
+            if line.partition(b":")[0].rstrip(b" \t").lower() == lname:
+                self.replace(*msg.field_span(i), b"")
 
     def set_request_uri(self, uri: bytes) -> None:
         """Replace the Request-URI."""
@@ -164,8 +159,7 @@ class MessageEditor:
             return
         if mf <= 0:
             raise ValueError("Max-Forwards is 0: answer 483, do not forward")
-        t = msg._hf[msg._sl.index(Hdr.MAX_FORWARDS)]
-        self.replace(t[4], t[5], b"%d" % (mf - 1))
+        self.replace(*msg.value_span(msg.index(Hdr.MAX_FORWARDS)), b"%d" % (mf - 1))
 
     def ensure_content_length(self) -> None:
         """Add `Content-Length: <body length>` when absent (needed on stream transports)."""

@@ -22,7 +22,7 @@ class StreamFramer:
     Any SipParseError means the stream cannot be framed any more: close the connection.
     """
 
-    __slots__ = ("_buf", "_max_buffer", "_max_message", "_need", "_scan")
+    __slots__ = ("_buf", "_error", "_max_buffer", "_max_message", "_need", "_scan")
 
     def __init__(
         self, max_buffer: int = MAX_STREAM_BUFFER, *, max_message: int = MAX_MESSAGE_SIZE
@@ -32,17 +32,40 @@ class StreamFramer:
         self._need = -1  # total length of the message being collected, once its head is known
         self._max_buffer = max_buffer
         self._max_message = max_message
+        self._error: SipParseError | None = None
 
     @property
     def buffered(self) -> int:
         """Octets received and not yet returned."""
         return len(self._buf)
 
+    @property
+    def pending_error(self) -> SipParseError | None:
+        """Set when feed() returned messages but the octets after them cannot be framed; the
+        next feed() raises it. Close the connection after handling the returned messages."""
+        return self._error
+
     def feed(self, data: bytes) -> list[bytes]:
-        """Add `data`; return every message (and b"" per keep-alive ping) now complete."""
+        """Add `data`; return every message (and b"" per keep-alive ping) now complete.
+
+        Raises SipParseError when the stream cannot be framed. If complete messages came before
+        the broken part in the same call, they are returned first and the error is raised by
+        the next call (see pending_error), so a pipelined good message is never lost.
+        """
+        if self._error is not None:
+            raise self._error
+        out: list[bytes] = []
+        try:
+            self._frame(data, out)
+        except SipParseError as exc:
+            if not out:
+                raise
+            self._error = exc
+        return out
+
+    def _frame(self, data: bytes, out: list[bytes]) -> None:
         buf = self._buf
         buf += data
-        out: list[bytes] = []
         while True:
             need = self._need
             if need < 0:
@@ -81,4 +104,3 @@ class StreamFramer:
             self._scan = 0
         if len(buf) > self._max_buffer:
             raise SipParseError("stream buffer limit exceeded", status_hint=513)
-        return out

@@ -8,6 +8,8 @@ Max-Forwards, Content-Length) to frame and sanity-check the message.
 
 from __future__ import annotations
 
+import re
+
 from .errors import SipParseError
 from .limits import (
     MAX_CSEQ,
@@ -25,7 +27,6 @@ from .message import (
     SLOTS,
     Hdr,
     Method,
-    RawField,
     SipRequest,
     SipResponse,
 )
@@ -49,7 +50,7 @@ def _number(v: bytes, what: str) -> int:
     if not v.isdigit():
         raise SipParseError(f"{what} is not a number")
     if len(v) > 10:
-        v = v.lstrip(b"0")
+        v = v.lstrip(b"0") or b"0"
         if len(v) > 10:
             raise SipParseError(f"{what} too large")
     return int(v)
@@ -60,6 +61,32 @@ def _version(ver: bytes) -> None:
         if ver[:4].upper() == b"SIP/":
             raise SipParseError("SIP version not supported", status_hint=505)
         raise SipParseError("bad SIP version")
+
+
+# A header line: a token name, optional WSP, a colon. Lines that do not match (folded
+# continuations, bad names, no colon) make the count differ and take the slow path.
+_NAME_RE = re.compile(rb"\r\n([!%'*+\-.0-9A-Z_`a-z~]+)[ \t]*:")
+
+
+def _slow_lines(lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """Merge folded continuation lines into the line they continue; validate the names."""
+    out: list[bytes] = []
+    names: list[bytes] = []
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if not out:
+                raise SipParseError("folded line before the first header")
+            out[-1] += b"\r\n" + line
+            continue
+        c = line.find(b":")
+        if c < 0:
+            raise SipParseError("header line without ':'")
+        name = line[:c].rstrip(b" \t")
+        if not name or name.translate(None, TOKEN_CHARS):
+            raise SipParseError("bad header name")
+        out.append(line)
+        names.append(name)
+    return out, names
 
 
 def parse_message(
@@ -83,23 +110,23 @@ def parse_message(
         raise SipParseError("message too large", status_hint=513)
     if data[:2] == b"\r\n":
         data = data.lstrip(b"\r\n")
-    n = len(data)
     hend = data.find(b"\r\n\r\n")
     if hend < 0:
         raise SipParseError("no blank line after the header section")
     if hend > MAX_HEADER_SECTION:
         raise SipParseError("header section too large", status_hint=513)
-    # the header section is data[:hend + 2]; every line in it must end in CRLF: a bare CR or LF
-    # could make a lenient next hop see a header line sipguard did not see
-    crlfs = data.count(b"\r\n", 0, hend)
-    if data.count(b"\n", 0, hend) != crlfs or data.count(b"\r", 0, hend) != crlfs:
+    head = data[:hend]
+    lines = head.split(b"\r\n")
+    nl = len(lines) - 1
+    # every line of the header section must end in CRLF: a bare CR or LF could make a lenient
+    # next hop see a header line sipguard did not see (each CRLF removes 2 octets, a bare one 1)
+    if hend - len(head.translate(None, b"\r\n")) != 2 * nl:
         raise SipParseError("bare CR or LF in the header section")
 
-    eol = data.find(b"\r\n")
-    line = data[:eol]
-    is_request = line[:4].upper() != b"SIP/"
+    line = lines[0]
     method_raw = uri = code = b""
     method = _MOTHER
+    is_request = line[:4].upper() != b"SIP/"
     if is_request:
         parts = line.split(b" ")
         if len(parts) != 3:
@@ -107,109 +134,74 @@ def parse_message(
                 _version(parts[-1])
             raise SipParseError("malformed request line")
         method_raw, uri, ver = parts
-        _version(ver)
+        if ver != b"SIP/2.0":
+            _version(ver)
         method = METHODS.get(method_raw, _MOTHER)
         if method is _MOTHER and (not method_raw or method_raw.translate(None, TOKEN_CHARS)):
             raise SipParseError("bad method")
         if len(uri) > MAX_URI_LENGTH:
             raise SipParseError("Request-URI too long", status_hint=414)
-        c = uri.find(b":")
-        if c <= 0 or not is_scheme(uri[:c]):
-            raise SipParseError("Request-URI without a scheme")
+        if uri[:4] != b"sip:":
+            c = uri.find(b":")
+            if c <= 0 or not is_scheme(uri[:c]):
+                raise SipParseError("Request-URI without a scheme")
     else:
         parts = line.split(b" ", 2)
         if len(parts) < 2:
             raise SipParseError("malformed status line")
-        _version(parts[0])
+        if parts[0] != b"SIP/2.0":
+            _version(parts[0])
         code = parts[1]
         if len(code) != 3 or not code.isdigit() or code[:1] not in b"123456":
             raise SipParseError("bad status code")
 
-    fields: list[RawField] = []
-    sl: list[int] = []
-    add_f = fields.append
-    add_s = sl.append
-    special = [-1, -1, -1, -1, -1, -1, -1]
-    find = data.find
-    get = _SLOTS_GET
-    pos = eol + 2
-    limit = hend + 2
-    nf = 0
-    while pos < limit:
-        eol = find(b"\r\n", pos)
-        end = eol + 2
-        ch = data[end]
-        if ch in {32, 9}:  # folded continuation lines
-            while ch in {32, 9}:
-                eol = find(b"\r\n", end)
-                end = eol + 2
-                ch = data[end]
-        if end - pos > MAX_HEADER_LINE:
-            raise SipParseError("header line too long")
-        colon = find(b":", pos, eol)
-        if colon < 0:
-            raise SipParseError("header line without ':'")
-        name = data[pos:colon]
-        slot = get(name.lower())
-        if slot is None:
-            name = name.rstrip(b" \t")
-            slot = get(name.lower())
-            if slot is None:
-                if not name or name.translate(None, TOKEN_CHARS):
-                    raise SipParseError("bad header name")
-                slot = OTHER
-        vs = colon + 1
-        ch = data[vs]
-        if ch == 32:
-            vs += 1
-            ch = data[vs]
-        if ch in {32, 9, 13}:
-            while vs < eol and data[vs] in b" \t\r\n":
-                vs += 1
-        ve = eol
-        ch = data[ve - 1]
-        if ch in {32, 9} and ve > vs:
-            while ve > vs and data[ve - 1] in b" \t":
-                ve -= 1
-        if slot < 7:
-            if special[slot] < 0:
-                special[slot] = nf
-            elif slot:
-                raise SipParseError(f"more than one {_NAMES[slot]} header")
-        add_f((slot, name, pos, end, vs, ve))
-        add_s(slot)
-        nf += 1
-        pos = end
-    if nf > MAX_HEADERS:
+    names = _NAME_RE.findall(head)
+    del lines[0]
+    if len(names) != nl:
+        lines, names = _slow_lines(lines)
+        nl = len(lines)
+    if nl > MAX_HEADERS:
         raise SipParseError("too many header fields")
+    if hend > MAX_HEADER_LINE and max(map(len, lines)) > MAX_HEADER_LINE:
+        raise SipParseError("header line too long")
+    get = _SLOTS_GET
+    sl = [get(n.lower(), OTHER) for n in names]
 
-    if special[0] < 0:
+    # mandatory and single-valued headers
+    if 0 not in sl:
         raise SipParseError("missing Via")
-    for i in (1, 2, 3, 4):
-        if special[i] < 0:
-            raise SipParseError(f"missing {_NAMES[i]}")
-    t = fields[special[4]]
-    cs = data[t[4] : t[5]].split()
+    for h in (1, 2, 3):
+        c = sl.count(h)
+        if c != 1:
+            raise SipParseError(f"{'missing' if not c else 'more than one'} {_NAMES[h]}")
+    c = sl.count(4)
+    if c != 1:
+        raise SipParseError(f"{'missing' if not c else 'more than one'} CSeq")
+    cs = lines[sl.index(4)].partition(b":")[2].split()
     if len(cs) != 2:
         raise SipParseError("malformed CSeq")
     seq = _number(cs[0], "CSeq")
     if seq > MAX_CSEQ:
         raise SipParseError("CSeq number out of range")
-    cseq = (seq, cs[1])
     mf: int | None = None
-    if special[_MF] >= 0:
-        t = fields[special[_MF]]
-        mf = _number(data[t[4] : t[5]], "Max-Forwards")
+    if _MF in sl:
+        i = sl.index(_MF)
+        if _MF in sl[i + 1 :]:
+            raise SipParseError("more than one Max-Forwards")
+        mf = _number(lines[i].partition(b":")[2].strip(), "Max-Forwards")
         if mf > MAX_MAX_FORWARDS:
             raise SipParseError("Max-Forwards out of range")
     cl: int | None = None
     bo = hend + 4
-    if special[_CL] >= 0:
-        t = fields[special[_CL]]
-        cl = _number(data[t[4] : t[5]], "Content-Length")
+    if _CL in sl:
+        i = sl.index(_CL)
+        if _CL in sl[i + 1 :]:
+            raise SipParseError("more than one Content-Length")
+        cl = _number(lines[i].partition(b":")[2].strip(), "Content-Length")
         if cl > max_size:
             raise SipParseError("body too large", status_hint=413)
         e = bo + cl
+        n = len(data)
         if e > n:
             raise SipParseError("body shorter than Content-Length")
         if e < n:
@@ -219,19 +211,40 @@ def parse_message(
     elif not datagram:
         raise SipParseError("Content-Length missing on a stream transport")
 
+    hs = len(line) + 2
     if is_request:
         if cs[1] != method_raw:
             raise SipParseError(
                 "CSeq method does not match the request method",
                 status_hint=501 if method is _MOTHER else 400,
             )
-        us = len(method_raw) + 1
         msg: SipRequest | SipResponse = SipRequest(
-            data, bo, fields, sl, cseq, mf, cl, method, method_raw, uri, us, us + len(uri)
+            data,
+            bo,
+            lines,
+            sl,
+            hs,
+            (seq, cs[1]),
+            mf,
+            cl,
+            method,
+            method_raw,
+            uri,
+            len(method_raw) + 1,
+            len(method_raw) + 1 + len(uri),
         )
     else:
         msg = SipResponse(
-            data, bo, fields, sl, cseq, mf, cl, int(code), parts[2] if len(parts) > 2 else b""
+            data,
+            bo,
+            lines,
+            sl,
+            hs,
+            (seq, cs[1]),
+            mf,
+            cl,
+            int(code),
+            parts[2] if len(parts) > 2 else b"",
         )
     if strict:
         msg.validate()

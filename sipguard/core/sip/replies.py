@@ -149,24 +149,21 @@ def build_response(
     """
     raw = req.raw
     parts = [_status_line(status, reason)]
-    firsts: dict[int, tuple[int, bytes, int, int, int, int]] = {}
-    for t in req._hf:
-        slot = t[0]
-        if slot == _VIA:
-            parts.append(raw[t[2] : t[3]])
-        elif 0 < slot < 5 and slot not in firsts:
-            firsts[slot] = t
-    t = firsts[_FROM]
-    parts.append(raw[t[2] : t[3]])
-    t = firsts[_TO]
+    for i in req.indexes(Hdr.VIA):
+        s, e = req.field_span(i)
+        parts.append(raw[s:e])
+    s, e = req.field_span(req.index(Hdr.FROM))
+    parts.append(raw[s:e])
+    i = req.index(Hdr.TO)
+    s, e = req.field_span(i)
     if to_tag and req.to_addr().tag is None:
-        parts.append(raw[t[2] : t[5]] + b";tag=" + to_tag + raw[t[5] : t[3]])
+        ve = req.value_span(i)[1]
+        parts.append(raw[s:ve] + b";tag=" + to_tag + raw[ve:e])
     else:
-        parts.append(raw[t[2] : t[3]])
-    t = firsts[_CALL_ID]
-    parts.append(raw[t[2] : t[3]])
-    t = firsts[_CSEQ]
-    parts.append(raw[t[2] : t[3]])
+        parts.append(raw[s:e])
+    for h in (Hdr.CALL_ID, Hdr.CSEQ):
+        s, e = req.field_span(req.index(h))
+        parts.append(raw[s:e])
     parts += _extra(extra_headers)
     parts.append(_TAIL)
     return b"".join(parts)
