@@ -221,7 +221,7 @@ def _local_ip_toward(upstream: Endpoint) -> str:
 
 def _why(exc: OSError) -> str:
     """The plain reason ("Address already in use"), whatever loop implementation raised it."""
-    for cause in (exc, exc.__context__):  # uvloop wraps the errno-carrying error in a plain one
+    for cause in (exc, exc.__cause__, exc.__context__):  # uvloop wraps the errno-carrying error
         if isinstance(cause, OSError) and cause.errno:
             return os.strerror(cause.errno)
     return str(exc)

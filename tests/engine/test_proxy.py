@@ -44,12 +44,20 @@ def invite(
     body = b"v=0\r\no=- 1 1 IN IP4 192.168.1.20\r\ns=-\r\nc=IN IP4 192.168.1.20\r\nt=0 0\r\n"
     return (
         b"%s %s SIP/2.0\r\n" % (method, uri)
-        + b"Via: " + via + b"\r\n"
-        + b"Max-Forwards: " + max_forwards + b"\r\n"
+        + b"Via: "
+        + via
+        + b"\r\n"
+        + b"Max-Forwards: "
+        + max_forwards
+        + b"\r\n"
         + b"From: Alice <sip:alice@pbx.example.com>;tag=1928301774\r\n"
-        + b"To: Bob <sip:bob@pbx.example.com>" + to_tag + b"\r\n"
+        + b"To: Bob <sip:bob@pbx.example.com>"
+        + to_tag
+        + b"\r\n"
         + b"Call-ID: a84b4c76e66710@192.168.1.20\r\n"
-        + b"CSeq: 314159 " + method + b"\r\n"
+        + b"CSeq: 314159 "
+        + method
+        + b"\r\n"
         + b"Contact: <sip:alice@192.168.1.20:5060>\r\n"
         + extra
         + b"Content-Type: application/sdp\r\n"
@@ -67,14 +75,21 @@ def forward(decision: Decision) -> bytes:
 def test_outside_invite_goes_to_the_upstream_with_our_via_and_record_routes() -> None:
     d = engine().handle(invite(), from_phone())
     out = parse_message(forward(d))
-    assert d.hop is not None and (d.hop.ip, d.hop.port, d.hop.side) == ("10.0.0.5", 5060, Side.INSIDE)
+    assert d.hop is not None and (d.hop.ip, d.hop.port, d.hop.side) == (
+        "10.0.0.5",
+        5060,
+        Side.INSIDE,
+    )
     vias = out.vias()
     assert len(vias) == 2
     assert (vias[0].host, vias[0].port) == (b"10.0.0.1", 5070)
     assert vias[0].branch is not None and vias[0].branch.startswith(b"z9hG4bKsg")
     assert vias[1].received == b"203.0.113.7" and vias[1].rport == 40000
     assert out.max_forwards() == 69
-    assert [r.uri for r in out.record_routes()] == [b"sip:10.0.0.1:5070;lr", b"sip:198.51.100.1:5060;lr"]
+    assert [r.uri for r in out.record_routes()] == [
+        b"sip:10.0.0.1:5070;lr",
+        b"sip:198.51.100.1:5060;lr",
+    ]
     assert out.get_all(__import__("sipguard.core.sip", fromlist=["Hdr"]).Hdr.X_SIPGUARD_SOURCE) == [
         b"203.0.113.7:40000;transport=udp"
     ]
@@ -154,10 +169,11 @@ def test_contact_is_aliased_toward_the_pbx_and_restored_for_its_requests() -> No
 def test_responses_from_the_pbx_follow_the_via_back_to_the_real_source() -> None:
     eng = engine()
     upstream_invite = parse_message(forward(eng.handle(invite(), from_phone())))
-    vias = b"".join(b"Via: %s\r\n" % upstream_invite.raw[v.start : v.end] for v in upstream_invite.vias())
+    vias = b"".join(
+        b"Via: %s\r\n" % upstream_invite.raw[v.start : v.end] for v in upstream_invite.vias()
+    )
     ok = (
-        b"SIP/2.0 200 OK\r\n" + vias
-        + b"From: Alice <sip:alice@pbx.example.com>;tag=1928301774\r\n"
+        b"SIP/2.0 200 OK\r\n" + vias + b"From: Alice <sip:alice@pbx.example.com>;tag=1928301774\r\n"
         b"To: Bob <sip:bob@pbx.example.com>;tag=pbx\r\nCall-ID: a84b4c76e66710@192.168.1.20\r\n"
         b"CSeq: 314159 INVITE\r\nContact: <sip:bob@10.0.0.5>\r\nContent-Length: 0\r\n\r\n"
     )
@@ -200,6 +216,8 @@ def test_alias_tokens_round_trip(transport: Transport) -> None:
     assert target.uri == b"sip:alice@[fd00::1]:5060;transport=tcp"
 
 
-@pytest.mark.parametrize("junk", [b"", b"!!!", b"dXxub3RhbmlwfDF8c2lw", b"dXwxLjIuMy40fDk5OTk5fHNpcA"])
+@pytest.mark.parametrize(
+    "junk", [b"", b"!!!", b"dXxub3RhbmlwfDF8c2lw", b"dXwxLjIuMy40fDk5OTk5fHNpcA"]
+)
 def test_junk_alias_tokens_decode_to_nothing(junk: bytes) -> None:
     assert decode_alias(junk) is None

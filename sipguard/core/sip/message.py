@@ -377,10 +377,10 @@ class _Message:
 
     def get(self, h: Hdr) -> bytes | None:
         """Raw value of the first header field of slot `h` (folds collapsed to SP), or None."""
-        try:
-            line = self._lines[self._sl.index(h)]
-        except ValueError:
+        sl = self._sl
+        if h not in sl:
             return None
+        line = self._lines[sl.index(h)]
         v = line[line.find(b":") + 1 :].strip(b" \t")
         if b"\r" in v:
             return _FOLD.sub(b" ", v).strip(b" ")
@@ -545,10 +545,10 @@ class _Message:
 
     def user_agent(self) -> bytes | None:
         """The User-Agent value (raw), None when absent."""
-        try:
-            line = self._lines[self._sl.index(_USER_AGENT)]
-        except ValueError:
+        sl = self._sl
+        if _USER_AGENT not in sl:
             return None
+        line = self._lines[sl.index(_USER_AGENT)]
         v = line[line.find(b":") + 1 :].strip(b" \t")
         if b"\r" in v:
             return _FOLD.sub(b" ", v).strip(b" ")
