@@ -11,8 +11,10 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from ipaddress import ip_network
 
 from sipguard import __version__
+from sipguard.engine.compile import compile_policy
 from sipguard.engine.context import Side
 from sipguard.engine.engine import Engine
 from sipguard.engine.proxy import Address, Hop, Router
@@ -103,7 +105,8 @@ async def serve(
         inside = await _bind_inside(policy, dispatcher, counters, stream_factory, closers)
         upstream = Address(policy.upstream.transport, policy.upstream.host, policy.upstream.port)
         router = Router(_advertised(outside, inside), inside, upstream)
-        dispatcher.engine = Engine(router)
+        own = [ip_network(a.host) for a in (*outside, inside, upstream)]
+        dispatcher.engine = Engine(router, compile_policy(policy, own))
         running = Running(tuple(outside), inside, upstream, counters)
         log.info("%s", running.describe())
         if on_ready is not None:

@@ -1,13 +1,17 @@
 """The engine: bytes and facts in, a decision out. Pure: no sockets, no asyncio, no clock reads.
 
-Issue 3 wires parsing, sanity and stateless routing; the firewall stages (bans, trusted networks,
-countries, rate limits, detectors) slot in before routing in the order of shared/DESIGN.md section 2.
+The order is Kamailio's REQINIT order, cheapest first (DESIGN.md section 2): ban table before parsing,
+trusted sources, parse and sanity, country and rules, rate limits, then stateless routing. Slow work
+(storing bans and events, alerts) leaves as `effects`, drained in batches off the hot path.
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
+from collections.abc import Callable
 
+from sipguard.core.netset import parse_ip
 from sipguard.core.sip import (
     Hdr,
     SipParseError,
@@ -20,44 +24,287 @@ from sipguard.core.sip import (
     parse_uri,
 )
 from sipguard.core.sip.salvage import salvage_error_response
+from sipguard.engine.bans import ActiveBan, BanTable
+from sipguard.engine.compile import CompiledLimit, CompiledPolicy
 from sipguard.engine.context import Packet, Side
+from sipguard.engine.effects import BanIssued, BanLifted, Effect, SecurityEvent
 from sipguard.engine.proxy import Decision, Router, reply_hop
+from sipguard.engine.rules import CompiledRule
 from sipguard.engine.verdict import (
+    DROP_BANNED,
+    DROP_COUNTRY_UNKNOWN,
     DROP_MALFORMED,
     REJECT_MALFORMED,
     Action,
     Reason,
     Verdict,
 )
-from sipguard.policy.model import Transport
+from sipguard.policy.model import RuleAction, Severity, Transport
 
 REJECT_UNSUPPORTED_SCHEME = Verdict(Action.REJECT, Reason.MALFORMED, "uri-scheme")
 REJECT_BAD_EXTENSION = Verdict(Action.REJECT, Reason.REPLY, "proxy-require")
+# The same (kind, source, rule) is recorded once per window: a flood is one event, not ten thousand.
+EVENT_REPEAT_WINDOW = 60.0
+MAX_EVENT_KEYS = 100_000
+DETAIL_LIMIT = 200  # characters of attacker-controlled text that reach an event
+
+GeoLookup = Callable[[str], str | None]
+_BANNED = Decision(DROP_BANNED, kind="-")  # shared: the banned path allocates nothing
+
+
+def _no_geo(ip: str) -> str | None:
+    return None
 
 
 class Engine:
     """Decides what happens to each message. The adapters call `handle` once per message."""
 
-    __slots__ = ("_router",)
+    __slots__ = ("_bans", "_geo", "_policy", "_recent_events", "_router", "effects")
 
-    def __init__(self, router: Router) -> None:
+    def __init__(
+        self,
+        router: Router,
+        policy: CompiledPolicy,
+        *,
+        geo: GeoLookup = _no_geo,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         self._router = router
+        self._policy = policy
+        self._geo = geo
+        self._bans = BanTable(rand)
+        self._recent_events: dict[tuple[str, str, str], float] = {}
+        self.effects: list[Effect] = []
+
+    # ---- the hot path --------------------------------------------------------------------------------
 
     def handle(self, data: bytes, pkt: Packet) -> Decision:
+        policy = self._policy
+        key = ""
+        trusted = True
+        if pkt.side is Side.OUTSIDE:
+            key = policy.source_key(pkt.ip)
+            until = self._bans.until.get(key)
+            if until is not None:  # 1. ban table, before parsing (the cheapest check, first)
+                if pkt.now < until:
+                    return _BANNED
+                self._lift(key, pkt.now)
+            trusted = pkt.ip in policy.trusted  # 2. trusted: never banned or limited
         try:
-            msg = parse_message(data, datagram=pkt.transport is Transport.UDP)
+            msg = parse_message(data, datagram=pkt.transport is Transport.UDP)  # 3. parse + sanity
         except SipParseError as exc:
             decision = self._malformed(data, exc, pkt)
             decision.kind = "malformed"
             return decision
         if pkt.side is Side.INSIDE:
             decision = self._router.from_inside(msg, pkt)
-        elif isinstance(msg, SipRequest):
-            decision = self._refuse_request(msg, pkt) or self._router.from_outside(msg, pkt, None)
         else:
-            decision = self._router.from_outside(msg, pkt, None)
+            country = self._geo(pkt.ip)
+            refused = None if trusted else self._firewall(msg, pkt, key, country)
+            if refused is not None:
+                decision = refused
+            elif isinstance(msg, SipRequest):
+                decision = self._refuse_request(msg, pkt) or self._router.from_outside(
+                    msg, pkt, country
+                )
+            else:
+                decision = self._router.from_outside(msg, pkt, country)
         decision.kind = _kind(msg)
         return decision
+
+    def _firewall(
+        self, msg: SipRequest | SipResponse, pkt: Packet, key: str, country: str | None
+    ) -> Decision | None:
+        """Country, rules and rate limits for an untrusted outside message; None means go on."""
+        policy = self._policy
+        if country is None and policy.drop_unknown_country:
+            self._event("country_unknown", Severity.NOTICE, pkt, key, msg, None, "geo")
+            return Decision(DROP_COUNTRY_UNKNOWN)
+        for rule in policy.rules:  # 4. rules, first match wins
+            if rule.matches(msg, pkt, country):
+                decision = self._apply_rule(rule, msg, pkt, key, country)
+                if decision is not None:
+                    return decision
+                break
+        if not isinstance(msg, SipRequest):
+            return None
+        limit = policy.limit_for(msg.method)  # 5. rate limits per source and method
+        if limit is not None and not limit.buckets.allow(key, pkt.now):
+            return self._over_limit(limit, msg, pkt, key, country)
+        glob = policy.global_limit
+        if glob is not None and not glob.buckets.allow("*", pkt.now):
+            return self._over_limit(glob, msg, pkt, key, country)
+        return None
+
+    def _apply_rule(
+        self,
+        rule: CompiledRule,
+        msg: SipRequest | SipResponse,
+        pkt: Packet,
+        key: str,
+        country: str | None,
+    ) -> Decision | None:
+        action = rule.rule.action
+        if action is RuleAction.ALLOW:
+            return None
+        if action is RuleAction.ALERT:
+            self._event("rule", Severity.WARNING, pkt, key, msg, country, rule.name)
+            return None
+        if action is RuleAction.BAN:
+            base = rule.rule.ban or self._policy.policy.bans.default
+            self._ban(key, pkt, base, "rule", rule.name, _evidence(msg, country), country, msg)
+            return Decision(rule.verdict)
+        self._event("rule", Severity.NOTICE, pkt, key, msg, country, rule.name)
+        if action is RuleAction.REJECT and _answerable(msg):
+            assert isinstance(msg, SipRequest)
+            status = rule.rule.status or 403
+            return Decision(rule.verdict, _reply(msg, status), reply_hop(pkt))
+        return Decision(rule.drop)
+
+    def _over_limit(
+        self, limit: CompiledLimit, msg: SipRequest, pkt: Packet, key: str, country: str | None
+    ) -> Decision:
+        spec = limit.buckets.spec
+        offences = limit.buckets.offence(key, pkt.now) if limit.name != "global" else 0
+        if spec.ban_after is not None and offences >= spec.ban_after:
+            base = spec.ban or self._policy.policy.bans.default
+            evidence = f"{offences} messages over {spec.rate.count}/{spec.rate.per_seconds:g}s"
+            self._ban(key, pkt, base, "rate_limited", f"limits.{limit.name}", evidence, country, msg)
+            limit.buckets.forget(key)
+            return Decision(DROP_BANNED)
+        self._event("rate_limited", Severity.NOTICE, pkt, key, msg, country, f"limits.{limit.name}")
+        if limit.verdict.action is Action.REJECT and _answerable(msg):
+            retry = b"%d" % limit.buckets.retry_after()
+            return Decision(limit.verdict, _reply(msg, 503, ((b"Retry-After", retry),)), reply_hop(pkt))
+        return Decision(Verdict(Action.DROP, Reason.RATE_LIMITED, limit.verdict.rule))
+
+    # ---- bans ----------------------------------------------------------------------------------------
+
+    def _ban(
+        self,
+        key: str,
+        pkt: Packet,
+        base: float,
+        reason: str,
+        rule: str,
+        evidence: str,
+        country: str | None,
+        msg: SipRequest | SipResponse | None,
+    ) -> BanIssued:
+        issued = self._bans.ban(
+            key, pkt.now, self._policy.policy.bans, base, reason=reason, rule=rule, evidence=evidence
+        )
+        self.effects.append(issued)
+        self.effects.append(
+            SecurityEvent(
+                pkt.now,
+                "ban",
+                Severity.WARNING,
+                key,
+                pkt.port,
+                country,
+                None,
+                _method(msg),
+                rule,
+                f"banned until {issued.until:.0f} ({issued.offences} offences): {evidence}",
+            )
+        )
+        return issued
+
+    def ban(
+        self, ip: str, now: float, duration: float | None, reason: str, actor: str
+    ) -> BanIssued | str:
+        """A ban by hand (`sipguard ban`); the error text when the address may not be banned."""
+        if parse_ip(ip) is None:
+            return f"not an IP address: {ip!r}"
+        if ip in self._policy.trusted:
+            return f"{ip} is trusted (trusted networks, the upstream, sipguard itself): never banned"
+        key = self._policy.source_key(ip)
+        base = duration if duration is not None else self._policy.policy.bans.default
+        issued = self._bans.ban(
+            key,
+            now,
+            self._policy.policy.bans,
+            base,
+            reason="manual",
+            rule="",
+            evidence=reason[:DETAIL_LIMIT],
+            actor=actor,
+            escalate=False,
+        )
+        self.effects.append(issued)
+        return issued
+
+    def unban(self, ip: str, now: float, actor: str) -> BanLifted | None:
+        key = self._policy.source_key(ip) if parse_ip(ip) is not None else ip
+        lifted = self._bans.lift(key, now, "manual", actor)
+        if lifted is not None:
+            self.effects.append(lifted)
+            for limit in self._policy.limits.values():
+                limit.buckets.forget(key)
+        return lifted
+
+    def active_bans(self, now: float) -> list[ActiveBan]:
+        return self._bans.active(now)
+
+    def load_bans(self, bans: list[ActiveBan], offences: dict[str, int], now: float) -> int:
+        return self._bans.load(bans, offences, now)
+
+    def _lift(self, key: str, now: float) -> None:
+        lifted = self._bans.expire(key, now)
+        if lifted is not None:
+            self.effects.append(lifted)
+
+    # ---- housekeeping and reloads --------------------------------------------------------------------
+
+    def sweep(self, now: float) -> None:
+        """Expire bans, trim idle buckets and old event keys; the housekeeping task calls it every second."""
+        self.effects.extend(self._bans.sweep(now))
+        for limit in self._policy.limits.values():
+            limit.buckets.sweep(now)
+        if self._policy.global_limit is not None:
+            self._policy.global_limit.buckets.sweep(now)
+        horizon = now - EVENT_REPEAT_WINDOW
+        for event_key in [k for k, t in self._recent_events.items() if t < horizon]:
+            del self._recent_events[event_key]
+
+    def swap_policy(self, policy: CompiledPolicy) -> None:
+        """One assignment between two messages; bans and unchanged limits' counters survive."""
+        policy.carry_over(self._policy)
+        self._policy = policy
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return self._policy
+
+    def tracked_sources(self) -> int:
+        return sum(len(limit.buckets) for limit in self._policy.limits.values())
+
+    # ---- helpers -------------------------------------------------------------------------------------
+
+    def _event(
+        self,
+        kind: str,
+        severity: Severity,
+        pkt: Packet,
+        key: str,
+        msg: SipRequest | SipResponse,
+        country: str | None,
+        rule: str,
+    ) -> None:
+        seen = (kind, key, rule)
+        last = self._recent_events.get(seen)
+        if last is not None and pkt.now - last < EVENT_REPEAT_WINDOW:
+            return
+        if last is None and len(self._recent_events) >= MAX_EVENT_KEYS:
+            del self._recent_events[next(iter(self._recent_events))]
+        self._recent_events[seen] = pkt.now
+        self.effects.append(
+            SecurityEvent(
+                pkt.now, kind, severity, key, pkt.port, country, None, _method(msg), rule,
+                _evidence(msg, country),
+            )
+        )
 
     def _refuse_request(self, req: SipRequest, pkt: Packet) -> Decision | None:
         """What a proxy must refuse before routing (RFC 3261 16.3): unknown scheme, Proxy-Require."""
@@ -70,9 +317,7 @@ class Engine:
         required = req.get_all(Hdr.PROXY_REQUIRE)
         if required:
             unsupported = b", ".join(required)
-            return self._answer(
-                req, pkt, 420, REJECT_BAD_EXTENSION, ((b"Unsupported", unsupported),)
-            )
+            return self._answer(req, pkt, 420, REJECT_BAD_EXTENSION, ((b"Unsupported", unsupported),))
         return None
 
     def _answer(
@@ -83,10 +328,9 @@ class Engine:
         verdict: Verdict,
         extra: tuple[tuple[bytes, bytes], ...] = (),
     ) -> Decision:
-        if req.method_raw == b"ACK":
+        if not _answerable(req):
             return Decision(DROP_MALFORMED)
-        reply = build_response(req, status, to_tag=_reply_tag(req.raw), extra_headers=extra)
-        return Decision(verdict, reply, reply_hop(pkt))
+        return Decision(verdict, _reply(req, status, extra), reply_hop(pkt))
 
     def _malformed(self, data: bytes, exc: SipParseError, pkt: Packet) -> Decision:
         if pkt.side is Side.INSIDE:
@@ -97,12 +341,31 @@ class Engine:
         return Decision(REJECT_MALFORMED, reply, reply_hop(pkt))
 
 
+def _answerable(msg: SipRequest | SipResponse) -> bool:
+    """Never answer an ACK or a response (DESIGN.md section 2)."""
+    return isinstance(msg, SipRequest) and msg.method_raw != b"ACK"
+
+
+def _reply(req: SipRequest, status: int, extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
+    return build_response(req, status, to_tag=_reply_tag(req.raw), extra_headers=extra)
+
+
+def _method(msg: SipRequest | SipResponse | None) -> str | None:
+    return msg.method.name if isinstance(msg, SipRequest) else None
+
+
+def _evidence(msg: SipRequest | SipResponse, country: str | None) -> str:
+    agent = msg.user_agent()
+    parts = [f"country={country or '-'}"]
+    if agent:
+        parts.append("ua=" + agent[:80].decode("ascii", "backslashreplace"))
+    return " ".join(parts)[:DETAIL_LIMIT]
+
+
 def _kind(msg: SipRequest | SipResponse) -> str:
     if isinstance(msg, SipResponse):
         return "response"
-    return (
-        msg.method.name
-    )  # a closed set (unknown methods are OTHER): attackers can't grow the counters
+    return msg.method.name  # a closed set (unknown methods are OTHER): attackers can't grow the counters
 
 
 def _reply_tag(data: bytes) -> bytes:

@@ -21,6 +21,10 @@ class Reason(enum.Enum):
     UNROUTABLE = "unroutable"  # no usable next hop
     NOT_UPSTREAM = "not_upstream"  # inside traffic from an address that is not the upstream
     LOOP = "loop"
+    BANNED = "banned"  # the source is in the ban table: dropped before parsing
+    RULE = "rule"  # a policy rule decided (Verdict.rule names it)
+    COUNTRY_UNKNOWN = "country_unknown"  # no country and geo.unknown_country: drop
+    RATE_LIMITED = "rate_limited"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +44,5 @@ DROP_NOT_OURS = Verdict(Action.DROP, Reason.NOT_OURS)
 DROP_UNROUTABLE = Verdict(Action.DROP, Reason.UNROUTABLE)
 REJECT_UNROUTABLE = Verdict(Action.REJECT, Reason.UNROUTABLE)
 DROP_NOT_UPSTREAM = Verdict(Action.DROP, Reason.NOT_UPSTREAM)
+DROP_BANNED = Verdict(Action.DROP, Reason.BANNED)
+DROP_COUNTRY_UNKNOWN = Verdict(Action.DROP, Reason.COUNTRY_UNKNOWN, "geo.unknown_country")

@@ -6,10 +6,12 @@ import pytest
 
 from sipguard.core.sip import parse_message
 from sipguard.engine.alias import decode_alias, encode_alias
+from sipguard.engine.compile import compile_policy
 from sipguard.engine.context import Packet, Side
 from sipguard.engine.engine import Engine
 from sipguard.engine.proxy import Address, Decision, Router
 from sipguard.engine.verdict import Action, Reason
+from sipguard.policy import load_policy_text
 from sipguard.policy.model import Transport
 
 UDP, TCP = Transport.UDP, Transport.TCP
@@ -21,7 +23,8 @@ PHONE = ("203.0.113.7", 40000)
 
 
 def engine(upstream: Address = PBX) -> Engine:
-    return Engine(Router([OUTSIDE, OUTSIDE_TCP], INSIDE, upstream))
+    policy = load_policy_text(f"upstream: {upstream.transport.value}://{upstream.host}:{upstream.port}")
+    return Engine(Router([OUTSIDE, OUTSIDE_TCP], INSIDE, upstream), compile_policy(policy))
 
 
 def from_phone(transport: Transport = UDP, listener: int = 0) -> Packet:

@@ -9,6 +9,7 @@ Max-Forwards, Content-Length) to frame and sanity-check the message.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from .errors import SipParseError
 from .limits import (
@@ -85,7 +86,7 @@ def _slow_lines(lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
         if not name or name.translate(None, TOKEN_CHARS):
             raise SipParseError("bad header name")
         out.append(line)
-        names.append(name)
+        names.append(name.lower())
     return out, names
 
 
@@ -155,17 +156,18 @@ def parse_message(
         if len(code) != 3 or not code.isdigit() or code[:1] not in b"123456":
             raise SipParseError("bad status code")
 
-    names = _NAME_RE.findall(head)
+    names = _NAME_RE.findall(head.lower())  # lower-cased once, then plain dict lookups
     del lines[0]
     if len(names) != nl:
         lines, names = _slow_lines(lines)
         nl = len(lines)
     if nl > MAX_HEADERS:
         raise SipParseError("too many header fields")
-    if hend > MAX_HEADER_LINE and max(map(len, lines)) > MAX_HEADER_LINE:
+    if hend > MAX_HEADER_LINE and max(map(len, lines), default=0) > MAX_HEADER_LINE:
         raise SipParseError("header line too long")
-    get = _SLOTS_GET
-    sl = [get(n.lower(), OTHER) for n in names]
+    # unknown names -> OTHER (their syntax was already checked by _NAME_RE or _slow_lines)
+    found = list(map(_SLOTS_GET, names))
+    sl = [OTHER if s is None else s for s in found] if None in found else cast("list[int]", found)
 
     # mandatory and single-valued headers
     if 0 not in sl:

@@ -1,0 +1,70 @@
+"""A validated Policy becomes what the hot path needs: compiled rules, bucket maps, network sets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sipguard.core.netset import Network, NetworkSet, SourceKeys
+from sipguard.core.sip import Method
+from sipguard.engine.ratelimit import BucketMap
+from sipguard.engine.rules import CompiledRule, compile_rule
+from sipguard.engine.verdict import Action, Reason, Verdict
+from sipguard.policy.model import Exceed, Policy, UnknownCountry
+
+# The methods with a limit class of their own; every other method is limited as `other`.
+_LIMIT_CLASS = {Method.REGISTER: "REGISTER", Method.INVITE: "INVITE", Method.OPTIONS: "OPTIONS"}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledLimit:
+    name: str  # "REGISTER", ..., "other", "global"
+    buckets: BucketMap
+    verdict: Verdict  # preallocated drop or 503 reject for this class
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    policy: Policy
+    rules: tuple[CompiledRule, ...]
+    limits: dict[str, CompiledLimit]  # by method token, and "other"
+    global_limit: CompiledLimit | None
+    trusted: NetworkSet
+    source_key: SourceKeys
+    drop_unknown_country: bool
+
+    def limit_for(self, method: Method) -> CompiledLimit | None:
+        return self.limits.get(_LIMIT_CLASS.get(method, "other"))
+
+    def carry_over(self, old: CompiledPolicy) -> None:
+        """Keep rate-limit state of limits that did not change across a reload (C15)."""
+        for name, limit in self.limits.items():
+            previous = old.limits.get(name)
+            if previous is not None:
+                limit.buckets.carry_over(previous.buckets)
+        if self.global_limit is not None and old.global_limit is not None:
+            self.global_limit.buckets.carry_over(old.global_limit.buckets)
+
+
+def compile_policy(policy: Policy, always_trusted: Iterable[Network] = ()) -> CompiledPolicy:
+    """`always_trusted`: the upstream and sipguard's own addresses, never banned whatever the policy."""
+    limits: dict[str, CompiledLimit] = {}
+    global_limit = None
+    for name, spec in policy.limits.by_class().items():
+        action = Action.REJECT if spec.exceed is Exceed.REJECT else Action.DROP
+        compiled = CompiledLimit(
+            name, BucketMap(spec), Verdict(action, Reason.RATE_LIMITED, f"limits.{name}")
+        )
+        if name == "global":
+            global_limit = compiled
+        else:
+            limits[name] = compiled
+    return CompiledPolicy(
+        policy=policy,
+        rules=tuple(compile_rule(rule) for rule in policy.rules),
+        limits=limits,
+        global_limit=global_limit,
+        trusted=NetworkSet((*policy.trusted, *always_trusted)),
+        source_key=SourceKeys(policy.limits.ipv6_prefix),
+        drop_unknown_country=policy.geo.unknown_country is UnknownCountry.DROP,
+    )
