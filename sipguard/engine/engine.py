@@ -20,10 +20,10 @@ from sipguard.core.sip import (
     SipUri,
     TelUri,
     build_response,
+    build_response_raw,
     parse_message,
     parse_uri,
 )
-from sipguard.core.sip.salvage import salvage_error_response
 from sipguard.engine.bans import ActiveBan, BanTable
 from sipguard.engine.compile import CompiledLimit, CompiledPolicy
 from sipguard.engine.context import Packet, Side
@@ -91,7 +91,7 @@ class Engine:
                 self._lift(key, pkt.now)
             trusted = pkt.ip in policy.trusted  # 2. trusted: never banned or limited
         try:
-            msg = parse_message(data, datagram=pkt.transport is Transport.UDP)  # 3. parse + sanity
+            msg = parse_message(data, datagram=pkt.transport is Transport.UDP, strict=True)  # 3.
         except SipParseError as exc:
             decision = self._malformed(data, exc, pkt)
             decision.kind = "malformed"
@@ -335,7 +335,9 @@ class Engine:
     def _malformed(self, data: bytes, exc: SipParseError, pkt: Packet) -> Decision:
         if pkt.side is Side.INSIDE:
             return Decision(DROP_MALFORMED)  # never answer the PBX's garbage; it is counted
-        reply = salvage_error_response(data, exc.status_hint, _reply_tag(data))
+        if pkt.transport is Transport.UDP and b"\r\n\r\n" not in data:
+            data = data.rstrip(b"\r\n") + b"\r\n\r\n"  # a datagram ends where the message ends
+        reply = build_response_raw(data, exc.status_hint, to_tag=_reply_tag(data))
         if reply is None:
             return Decision(DROP_MALFORMED)
         return Decision(REJECT_MALFORMED, reply, reply_hop(pkt))

@@ -1,1 +1,26 @@
-"""sipguard.store."""
+"""sipguard.store: bans, events and the policy-reload audit trail in SQLite (WAL), written in batches.
+
+`store/sqlite.py` is the only importer of aiosqlite; `store/schema.py` owns the file format and migrations.
+"""
+
+from sipguard.store.schema import SCHEMA_VERSION, SchemaError, StoreError
+from sipguard.store.sqlite import (
+    BanRecord,
+    EventRecord,
+    ReloadOutcome,
+    ReloadRecord,
+    Storable,
+    Store,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BanRecord",
+    "EventRecord",
+    "ReloadOutcome",
+    "ReloadRecord",
+    "SchemaError",
+    "Storable",
+    "Store",
+    "StoreError",
+]

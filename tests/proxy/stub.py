@@ -28,7 +28,7 @@ class UdpPeer:
         self.sock.settimeout(timeout)
         try:
             data, addr = self.sock.recvfrom(65535)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout 0 means "only what is there"
             return None
         return data, (addr[0], addr[1])
 

@@ -180,13 +180,16 @@ def build_response_raw(
     """Best-effort response to a request that parse_message refused (400, 505, 513 ...).
 
     Copies the Via, From, To, Call-ID and CSeq lines it can find, like build_response. Returns
-    None when no sensible reply exists: a response or an ACK, no header section, a bare CR/LF
-    in the header section, or one of those five headers missing.
+    None when no sensible reply exists: a response or an ACK, no complete header line, a bare
+    CR/LF in the header section, or one of those five headers missing. A datagram whose header
+    section is not closed by a blank line (RFC 4475 baddn) is answered from its complete lines.
     """
     data = data.lstrip(b"\r\n")
     hend = data.find(b"\r\n\r\n")
     if hend < 0:
-        return None
+        hend = data.rfind(b"\r\n")
+        if hend < 0:
+            return None
     head = data[: hend + 2]
     if head.count(b"\r") != head.count(b"\r\n") or head.count(b"\n") != head.count(b"\r\n"):
         return None

@@ -1,0 +1,137 @@
+"""The local control channel between the CLI and a running sipguard: JSON lines over a Unix socket.
+
+Local only, by construction: a Unix socket with mode 0600 in the state folder, never a network port
+(the fail2ban client/server split). One request line, one answer line, then the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sipguard.engine.bans import ActiveBan
+from sipguard.engine.effects import BanIssued
+from sipguard.engine.engine import Engine
+
+log = logging.getLogger("sipguard.control")
+
+MAX_REQUEST = 64 * 1024  # bytes: a request is one small JSON object
+CLIENT_TIMEOUT = 5.0
+
+
+class ControlUnavailable(Exception):
+    """No sipguard is listening on the control socket (it is stopped, or another user runs it)."""
+
+
+def ban_to_json(ban: ActiveBan | BanIssued) -> dict[str, Any]:
+    return {
+        "ip": ban.ip,
+        "issued_at": ban.issued_at,
+        "until": ban.until,
+        "reason": ban.reason,
+        "rule": ban.rule,
+        "evidence": ban.evidence,
+        "offences": ban.offences,
+        "actor": ban.actor,
+    }
+
+
+class ControlServer:
+    def __init__(self, path: str, engine: Engine, clock: Callable[[], float]) -> None:
+        self._path = path
+        self._engine = engine
+        self._clock = clock
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        path = Path(self._path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        if path.exists():
+            if _someone_listens(self._path):
+                raise OSError(f"another sipguard already listens on {self._path}")
+            path.unlink()  # left behind by a killed sipguard
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others may connect
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=self._path, limit=MAX_REQUEST
+            )
+        finally:
+            os.umask(old_umask)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(OSError):
+                Path(self._path).unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), CLIENT_TIMEOUT)
+            try:
+                answer = self.handle(json.loads(line))
+            except (ValueError, TypeError, KeyError) as exc:
+                answer = {"ok": False, "error": f"bad request: {exc}"}
+            writer.write(json.dumps(answer).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request["op"]
+        now = self._clock()
+        actor = str(request.get("actor", "cli"))[:64]
+        if op == "ban":
+            seconds = request.get("seconds")
+            result = self._engine.ban(
+                str(request["ip"]),
+                now,
+                None if seconds is None else float(seconds),
+                str(request.get("reason", ""))[:200],
+                actor,
+            )
+            if isinstance(result, str):
+                return {"ok": False, "error": result}
+            log.info("ban %s until %.0f by %s", result.ip, result.until, actor)
+            return {"ok": True, "ban": ban_to_json(result)}
+        if op == "unban":
+            lifted = self._engine.unban(str(request["ip"]), now, actor)
+            if lifted is not None:
+                log.info("unban %s by %s", lifted.ip, actor)
+            return {"ok": True, "lifted": lifted is not None}
+        if op == "bans":
+            return {"ok": True, "bans": [ban_to_json(b) for b in self._engine.active_bans(now)]}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+def request(path: str, payload: dict[str, Any], timeout: float = CLIENT_TIMEOUT) -> dict[str, Any]:
+    """Ask the running sipguard (blocking; for the CLI). ControlUnavailable when nobody listens."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise ControlUnavailable(path) from exc
+        sock.sendall(json.dumps(payload).encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    answer: dict[str, Any] = json.loads(b"".join(chunks) or b"{}")
+    return answer
+
+
+def _someone_listens(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+        return True

@@ -1,0 +1,438 @@
+"""The SQLite store: bans, events and the policy-reload audit trail, written in batches off the hot path.
+
+The only importer of aiosqlite in sipguard (STYLE B, C13). The in-memory ban table of the engine is
+authoritative; this file is its persistence, so bans survive a restart (`active_bans`) and escalation survives a
+restart (`offence_counts`). The daemon writes; `sipguard bans/events/report` open the same file with another
+`Store` and read while it writes (WAL: readers never block the writer, the writer never blocks readers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Literal, Self
+
+import aiosqlite
+
+from sipguard.engine.effects import BanIssued, BanLifted, SecurityEvent
+from sipguard.policy.model import Severity
+from sipguard.store.schema import StoreError, migrate
+
+__all__ = ["BanRecord", "EventRecord", "ReloadOutcome", "ReloadRecord", "Store", "Storable"]
+
+Storable = BanIssued | BanLifted | SecurityEvent
+ReloadOutcome = Literal["ok", "failed"]
+
+DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a writer waits for another writer's lock before failing
+_PRUNE_CHUNK: Final = 10_000  # rows per delete transaction, so a big prune never holds the lock for long
+_WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # bytes the -wal file is truncated to after a checkpoint
+_DIR_MODE: Final = 0o750
+_FILE_MODE: Final = 0o640  # SQLite gives the -wal and -shm files the mode of the database file
+
+
+@dataclass(frozen=True, slots=True)
+class BanRecord:
+    """One row of `bans`: a ban as issued, and how it ended if it was lifted."""
+
+    id: int  # write order: the latest ban of an ip has the highest id
+    ip: str
+    issued_at: float
+    until: float
+    reason: str
+    rule: str
+    evidence: str
+    offences: int
+    actor: str
+    lifted_at: float | None
+    lifted_by: str | None
+    lift_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One row of `events`, a stored `SecurityEvent`."""
+
+    id: int
+    at: float
+    kind: str
+    severity: Severity
+    ip: str
+    port: int
+    country: str | None
+    account: str | None
+    method: str | None
+    rule: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadRecord:
+    """One row of `policy_reloads`, the audit trail of policy changes."""
+
+    id: int
+    at: float
+    actor: str
+    path: str
+    sha256: str
+    outcome: str  # "ok" or "failed"
+    summary: str
+
+
+_BAN_COLUMNS: Final = (
+    "id, ip, issued_at, until, reason, rule, evidence, offences, actor, lifted_at, lifted_by, lift_reason"
+)
+_EVENT_COLUMNS: Final = "id, at, kind, severity, ip, port, country, account, method, rule, detail"
+_RELOAD_COLUMNS: Final = "id, at, actor, path, sha256, outcome, summary"
+
+_INSERT_BAN: Final = (
+    "INSERT INTO bans (ip, issued_at, until, reason, rule, evidence, offences, actor)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# A lift closes the latest open ban of its ip; a lift with no open ban is a no-op.
+_LIFT_BAN: Final = (
+    "UPDATE bans SET lifted_at = ?, lifted_by = ?, lift_reason = ?"
+    " WHERE id = (SELECT max(id) FROM bans WHERE ip = ? AND lifted_at IS NULL)"
+)
+_INSERT_EVENT: Final = (
+    "INSERT INTO events (at, kind, severity, ip, port, country, account, method, rule, detail)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The state of an ip is its latest ban (highest id): active when open and not expired. Walks the partial index
+# of open bans from `now` on, in `until` order, with one index probe per row for a later ban of the same ip.
+_ACTIVE_BANS: Final = (
+    f"SELECT {_BAN_COLUMNS} FROM bans AS b"
+    " WHERE b.lifted_at IS NULL AND b.until > ?"
+    " AND NOT EXISTS (SELECT 1 FROM bans AS later WHERE later.ip = b.ip AND later.id > b.id)"
+    " ORDER BY b.until, b.id"
+)
+_OFFENCE_COUNTS: Final = "SELECT ip, count(*) FROM bans WHERE issued_at >= ? GROUP BY ip"
+_INSERT_RELOAD: Final = (
+    "INSERT INTO policy_reloads (at, actor, path, sha256, outcome, summary) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_PRUNE_EVENTS: Final = (
+    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)"
+)
+
+_SEVERITY: Final = {s.value: s for s in Severity}
+
+_Row = tuple[Any, ...]
+
+
+def _wrap(what: str, exc: BaseException) -> StoreError:
+    """One error type out of the store; `retryable` for what may heal (full, locked, I/O, read-only)."""
+    return StoreError(f"{what}: {exc}", retryable=isinstance(exc, sqlite3.OperationalError))
+
+
+# Errors that become StoreError: sqlite3's own, aiosqlite's "Connection closed" (ValueError), text that cannot
+# be encoded (UnicodeEncodeError is a ValueError) and integers too large for SQLite (OverflowError).
+_DB_ERRORS: Final = (sqlite3.Error, ValueError, OverflowError)
+
+
+def _prepare(path: Path, now: float, busy_timeout: float) -> None:
+    """Blocking, run in a thread: folder, file, schema, WAL. A current file is only read."""
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        parent.chmod(_DIR_MODE)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE))
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+    try:
+        migrate(conn, now=now, where=str(path))
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{path}: cannot use WAL journal mode (got {mode!r})")
+    finally:
+        conn.close()
+
+
+class Store:
+    """Async access to one store file. Open with `await Store.open(path)`; close with `close()` or
+    `async with`. Every method raises `StoreError` and nothing else for database trouble.
+
+    Calls on one `Store` are serialised (one connection, one transaction at a time); open another `Store` on
+    the same file for a concurrent reader.
+    """
+
+    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+        """Use `Store.open`."""
+        self._path = path
+        self._db: aiosqlite.Connection | None = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    ) -> Self:
+        """Open (creating folder and file if needed) and migrate the store at `path`.
+
+        The folder is created with mode 0750 and the file with 0640 (less whatever the umask removes).
+        `busy_timeout` is how long a write waits for another process's write lock before failing.
+        Raises `SchemaError` (a `StoreError`) for a file written by a newer sipguard or by another program.
+        """
+        where = Path(path)
+        try:
+            await asyncio.to_thread(_prepare, where, time.time(), busy_timeout)
+            db = await aiosqlite.connect(where, timeout=busy_timeout, isolation_level=None)
+        except StoreError:
+            raise
+        except (*_DB_ERRORS, OSError) as exc:
+            raise _wrap(f"{where}: cannot open the store", exc) from exc
+        try:
+            for pragma in (
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA synchronous = NORMAL",
+                f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}",
+            ):
+                await db.execute(pragma)
+        except _DB_ERRORS as exc:
+            await db.close()
+            raise _wrap(f"{where}: cannot set up the connection", exc) from exc
+        return cls(where, db)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    async def close(self) -> None:
+        """Close the connection (idempotent). Waits for a write in progress to finish first."""
+        async with self._lock:
+            db, self._db = self._db, None
+            if db is None:
+                return
+            try:
+                await db.execute("PRAGMA optimize")
+            except _DB_ERRORS:
+                pass  # only statistics; the close below is what matters
+            try:
+                await db.close()
+            except _DB_ERRORS as exc:
+                raise _wrap(f"{self._path}: close failed", exc) from exc
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError(f"{self._path}: the store is closed")
+        return self._db
+
+    # -- writes -------------------------------------------------------------------------------------------
+
+    async def write(self, batch: Sequence[Storable]) -> None:
+        """Persist a batch of effects in one transaction: all of it, or none of it.
+
+        Events are inserted with one `executemany`; bans in batch order, one `executemany` per run of issues
+        or lifts, so an issue followed by a lift of the same ip ends lifted (and a lift then a re-ban ends
+        banned). A lift closes the latest open ban of its ip, and does nothing when there is none.
+
+        Error contract: on any database failure the transaction is rolled back and a single `StoreError` is
+        raised (the sqlite3/aiosqlite error is its `__cause__`), so nothing of the batch was written. The caller
+        keeps the batch and calls `write` again with it later: a retry after the cause has healed writes every
+        effect exactly once. `err.retryable` tells whether waiting can help (disk full, locked past
+        `busy_timeout`, I/O error, read-only file); when it is False (the store is closed, or the data was
+        refused: a bug) retrying the same batch cannot succeed, and the caller should log it and keep at least
+        the bans for a store it reopens. A non-effect in `batch` is a bug and raises `TypeError` before any I/O.
+        """
+        events: list[_Row] = []
+        runs: list[tuple[str, list[_Row]]] = []  # (statement, rows): bans and lifts in batch order
+        for effect in batch:
+            if isinstance(effect, SecurityEvent):
+                events.append(
+                    (
+                        effect.at,
+                        effect.kind,
+                        effect.severity.value,
+                        effect.ip,
+                        effect.port,
+                        effect.country,
+                        effect.account,
+                        effect.method,
+                        effect.rule,
+                        effect.detail,
+                    )
+                )
+                continue
+            if isinstance(effect, BanIssued):
+                sql = _INSERT_BAN
+                row: _Row = (
+                    effect.ip,
+                    effect.issued_at,
+                    effect.until,
+                    effect.reason,
+                    effect.rule,
+                    effect.evidence,
+                    effect.offences,
+                    effect.actor,
+                )
+            elif isinstance(effect, BanLifted):
+                sql = _LIFT_BAN
+                row = (effect.at, effect.actor, effect.why, effect.ip)
+            else:
+                raise TypeError(f"the store cannot write {type(effect).__name__}")
+            if runs and runs[-1][0] is sql:
+                runs[-1][1].append(row)
+            else:
+                runs.append((sql, [row]))
+        if not events and not runs:
+            return
+        async with self._lock:
+            try:
+                db = self._conn()
+                await self._transaction(db, [(_INSERT_EVENT, events), *runs])
+            except _DB_ERRORS as exc:
+                raise _wrap(f"{self._path}: writing {len(batch)} effects failed", exc) from exc
+
+    async def record_reload(
+        self,
+        at: float,
+        actor: str,
+        path: str,
+        sha256: str,
+        outcome: ReloadOutcome,
+        summary: str,
+    ) -> None:
+        """Append one policy reload to the audit trail (`outcome` is "ok" or "failed")."""
+        async with self._lock:
+            try:
+                db = self._conn()
+                await self._transaction(
+                    db, [(_INSERT_RELOAD, [(at, actor, path, sha256, outcome, summary)])]
+                )
+            except _DB_ERRORS as exc:
+                raise _wrap(f"{self._path}: recording a policy reload failed", exc) from exc
+
+    async def prune(self, events_before: float) -> int:
+        """Delete events older than `events_before`; return how many. Bans and the reload audit trail are
+        never pruned. Deletes in chunks of short transactions, so writers wait at most one chunk."""
+        total = 0
+        while True:
+            async with self._lock:
+                try:
+                    db = self._conn()
+                    await db.execute("BEGIN IMMEDIATE")
+                    try:
+                        cursor = await db.execute(_PRUNE_EVENTS, (events_before, _PRUNE_CHUNK))
+                        deleted = cursor.rowcount
+                        await db.execute("COMMIT")
+                    except BaseException:
+                        await self._rollback(db)
+                        raise
+                except _DB_ERRORS as exc:
+                    raise _wrap(f"{self._path}: pruning events failed", exc) from exc
+            total += deleted
+            if deleted < _PRUNE_CHUNK:
+                return total
+
+    async def _transaction(self, db: aiosqlite.Connection, work: list[tuple[str, list[_Row]]]) -> None:
+        """`BEGIN IMMEDIATE` (take the write lock first, so `busy_timeout` applies), run, commit; roll back on
+        any failure or cancellation. Called with the lock held."""
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, rows in work:
+                if rows:
+                    await db.executemany(sql, rows)
+            await db.execute("COMMIT")
+        except BaseException:
+            await self._rollback(db)
+            raise
+
+    @staticmethod
+    async def _rollback(db: aiosqlite.Connection) -> None:
+        # Queued behind whatever is still running on the connection's thread, so it runs even when the
+        # awaiting task is cancelled. SQLite may already have rolled back (e.g. on SQLITE_FULL): ignore that.
+        try:
+            await db.execute("ROLLBACK")
+        except _DB_ERRORS:
+            pass
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    async def _fetch(self, what: str, sql: str, params: Sequence[object]) -> list[_Row]:
+        async with self._lock:
+            try:
+                rows = await self._conn().execute_fetchall(sql, params)
+            except _DB_ERRORS as exc:
+                raise _wrap(f"{self._path}: {what} failed", exc) from exc
+        return [tuple(r) for r in rows]
+
+    async def active_bans(self, now: float) -> list[BanRecord]:
+        """The bans in force at `now`: for each ip its latest ban, when not lifted and `until > now`.
+        Ordered by `until` (soonest to expire first), then write order."""
+        rows = await self._fetch("reading active bans", _ACTIVE_BANS, (now,))
+        return [BanRecord(*r) for r in rows]
+
+    async def offence_counts(self, since: float) -> dict[str, int]:
+        """How many bans each ip was issued at or after `since` (for ban escalation across restarts)."""
+        rows = await self._fetch("counting offences", _OFFENCE_COUNTS, (since,))
+        return {ip: count for ip, count in rows}
+
+    async def events(
+        self,
+        since: float,
+        until: float | None = None,
+        limit: int = 1000,
+        kinds: Collection[str] | None = None,
+    ) -> list[EventRecord]:
+        """Events with `since <= at < until` (no upper bound when `until` is None), of `kinds` when given.
+        At most `limit`: the newest ones, returned oldest first (newest last), like `tail`."""
+        if limit <= 0 or (kinds is not None and not kinds):
+            return []
+        where = ["at >= ?"]
+        params: list[object] = [since]
+        if until is not None:
+            where.append("at < ?")
+            params.append(until)
+        if kinds is not None:
+            kind_list = sorted(set(kinds))
+            where.append(f"kind IN ({', '.join('?' * len(kind_list))})")
+            params.extend(kind_list)
+        params.append(limit)
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM (SELECT {_EVENT_COLUMNS} FROM events"  # noqa: S608 (no user text)
+            f" WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id"
+        )
+        rows = await self._fetch("reading events", sql, params)
+        try:
+            return [
+                EventRecord(r[0], r[1], r[2], _SEVERITY[r[3]], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+                for r in rows
+            ]
+        except KeyError as exc:
+            raise StoreError(f"{self._path}: unknown severity in events: {exc}") from exc
+
+    async def reloads(self, since: float) -> list[ReloadRecord]:
+        """The policy reloads at or after `since`, oldest first."""
+        rows = await self._fetch(
+            "reading policy reloads",
+            f"SELECT {_RELOAD_COLUMNS} FROM policy_reloads WHERE at >= ? ORDER BY at, id",  # noqa: S608
+            (since,),
+        )
+        return [ReloadRecord(*r) for r in rows]
+
+    async def meta(self) -> dict[str, str]:
+        """The `meta` table: `created_at` (epoch seconds) and one `schema.N` note per migration applied."""
+        rows = await self._fetch("reading meta", "SELECT key, value FROM meta ORDER BY key", ())
+        return {key: value for key, value in rows}
+
+    async def schema_version(self) -> int:
+        """`PRAGMA user_version` of the file (`SCHEMA_VERSION` once opened by this code)."""
+        rows = await self._fetch("reading the schema version", "PRAGMA user_version", ())
+        return int(rows[0][0])
