@@ -12,34 +12,44 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import ip_network
+from pathlib import Path
 
 from sipguard import __version__
+from sipguard.engine.bans import ActiveBan
 from sipguard.engine.compile import compile_policy
 from sipguard.engine.context import Side
+from sipguard.engine.effects import Effect, SecurityEvent
 from sipguard.engine.engine import Engine
-from sipguard.engine.proxy import Address, Hop, Router
+from sipguard.engine.proxy import Address, Router
+from sipguard.io.connector import StreamConnector
+from sipguard.io.control import ControlServer
 from sipguard.io.counters import Counters
 from sipguard.io.dispatch import Dispatcher
 from sipguard.io.tcp import ConnectionLimiter, SipStreamProtocol, TcpLimits
 from sipguard.io.udp import SipDatagramProtocol
-from sipguard.policy.model import Endpoint, Policy, Transport
+from sipguard.policy.model import Endpoint, Policy, Severity, Transport
+from sipguard.services.outbox import EffectPump
+from sipguard.services.reload import PolicyReloader, ReloadOutcome
+from sipguard.store import Store, StoreError
 
 log = logging.getLogger("sipguard")
 
 DRAIN_TIMEOUT = 4.0  # seconds granted to close connections on stop; the whole stop stays under 5 s
-MAX_PENDING_CONNECT = (
-    256 * 1024
-)  # bytes queued for one TCP peer while its connection is being opened
+HOUSEKEEPING_INTERVAL = 1.0  # seconds between sweeps (ban expiry, idle buckets)
+OFFENCE_MEMORY = 30 * 86400.0  # seconds of ban history that count for escalation after a restart
 
 
 @dataclass(frozen=True, slots=True)
 class Running:
-    """What a started sipguard looks like from outside: its bound addresses and its counters."""
+    """What a started sipguard looks like from outside: its addresses, counters and handles."""
 
     outside: tuple[Address, ...]
     inside: Address
     upstream: Address
     counters: Counters
+    engine: Engine
+    pump: EffectPump
+    request_reload: Callable[[str], None]
 
     def describe(self) -> str:
         listen = ", ".join(_url(a) for a in self.outside)
@@ -60,72 +70,127 @@ async def serve(
     on_ready: Callable[[Running], None] | None = None,
     clock: Callable[[], float] = time.time,
     tcp_limits: TcpLimits | None = None,
+    watch_policy: bool = True,
 ) -> Counters:
     """Run the proxy for `policy` until `shutdown_trigger` returns, then stop in order."""
-    loop = asyncio.get_running_loop()
     counters = Counters()
     limiter = ConnectionLimiter(tcp_limits or TcpLimits())
-    connecting: dict[tuple[Side, str, int], bytearray] = {}
-    tasks: set[asyncio.Task[None]] = set()
 
     def stream_factory(side: Side, listener: int, pending: bytes = b"") -> SipStreamProtocol:
         return SipStreamProtocol(dispatcher, counters, limiter, side, listener, pending)
 
-    async def open_stream(hop: Hop) -> None:
-        key = (hop.side, hop.ip, hop.port)
-        try:
-            await loop.create_connection(
-                lambda: stream_factory(hop.side, hop.listener, bytes(connecting.pop(key, b""))),
-                hop.ip,
-                hop.port,
-            )
-        except OSError as exc:
-            connecting.pop(key, None)
-            counters.send_errors += 1
-            log.warning("cannot connect to tcp://%s: %s", _hostport(hop.ip, hop.port), exc)
-
-    def connect(hop: Hop, data: bytes) -> None:
-        key = (hop.side, hop.ip, hop.port)
-        pending = connecting.get(key)
-        if pending is not None:
-            if len(pending) + len(data) <= MAX_PENDING_CONNECT:
-                pending += data
-            else:
-                counters.send_errors += 1
-            return
-        connecting[key] = bytearray(data)
-        task = loop.create_task(open_stream(hop))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    dispatcher = Dispatcher(None, clock, counters, connect)
+    connector = StreamConnector(counters, stream_factory)
+    dispatcher = Dispatcher(None, clock, counters, connector.send)
+    store = await _open_store(policy)
     closers: list[Callable[[], None]] = []
+    pump: EffectPump | None = None
     try:
         outside = await _bind_outside(policy, dispatcher, counters, stream_factory, closers)
         inside = await _bind_inside(policy, dispatcher, counters, stream_factory, closers)
         upstream = Address(policy.upstream.transport, policy.upstream.host, policy.upstream.port)
         router = Router(_advertised(outside, inside), inside, upstream)
         own = [ip_network(a.host) for a in (*outside, inside, upstream)]
-        dispatcher.engine = Engine(router, compile_policy(policy, own))
-        running = Running(tuple(outside), inside, upstream, counters)
-        log.info("%s", running.describe())
-        if on_ready is not None:
-            on_ready(running)
-        await shutdown_trigger()
-        log.info("stopping: closing listeners")
+        engine = Engine(router, compile_policy(policy, own))
+        await _restore_bans(engine, store, clock())
+        control = ControlServer(policy.control_path, engine, clock)
+        try:
+            await control.start()
+        except OSError as exc:
+            raise StartupError(f"cannot open control socket {policy.control_path}: {_why(exc)}") from exc
+        closers.append(control.close)
+
+        def take() -> list[Effect]:
+            batch, engine.effects = engine.effects, []
+            return batch
+
+        pump = EffectPump(take, store.write)
+        reloader = PolicyReloader(
+            policy.source_path,
+            policy,
+            lambda new: compile_policy(new, own),
+            lambda _new, compiled: engine.swap_policy(compiled),
+            lambda outcome: _record_reload(outcome, engine, store, clock),
+        )
+        dispatcher.engine = engine
+        running = Running(
+            tuple(outside), inside, upstream, counters, engine, pump, reloader.request
+        )
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(pump.run(stop))
+            tasks.create_task(_housekeeping(engine, clock, stop))
+            tasks.create_task(reloader.run(stop))
+            if watch_policy and Path(policy.source_path).is_file():
+                tasks.create_task(reloader.watch(stop))
+            log.info("%s", running.describe())
+            if on_ready is not None:
+                on_ready(running)
+            await shutdown_trigger()
+            log.info("stopping: closing listeners")
+            for close in closers:  # 1. stop reading
+                close()
+            stop.set()  # 2. stop the background tasks
     finally:
-        for close in closers:  # 1. stop reading
+        for close in closers:
             close()
-        for link in list(dispatcher.sockets.streams.values()):  # 2. close connections
+        for link in list(dispatcher.sockets.streams.values()):  # 3. close connections
             if isinstance(link, SipStreamProtocol):
                 link.close()
-        for task in tasks:  # 3. give up on connections still being opened
-            task.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(DRAIN_TIMEOUT):
-                await asyncio.gather(*tasks, return_exceptions=True)
+        await connector.close(DRAIN_TIMEOUT)
+        if pump is not None:
+            await pump.flush()  # 4. persist the last decisions
+        await store.close()
     log.info("stopped")
     return counters
+
+
+async def _open_store(policy: Policy) -> Store:
+    try:
+        return await Store.open(policy.storage_path)
+    except StoreError as exc:
+        raise StartupError(f"cannot open the store: {exc}") from exc
+
+
+async def _restore_bans(engine: Engine, store: Store, now: float) -> None:
+    """The in-memory table is authoritative while running; the store brings it back after a restart."""
+    records = await store.active_bans(now)
+    offences = await store.offence_counts(now - OFFENCE_MEMORY)
+    bans = [
+        ActiveBan(r.ip, r.issued_at, r.until, r.reason, r.rule, r.evidence, r.offences, r.actor)
+        for r in records
+    ]
+    loaded = engine.load_bans(bans, offences, now)
+    if loaded:
+        log.info("restored %d active bans from the store", loaded)
+
+
+async def _housekeeping(engine: Engine, clock: Callable[[], float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HOUSEKEEPING_INTERVAL)
+        engine.sweep(clock())
+
+
+async def _record_reload(
+    outcome: ReloadOutcome, engine: Engine, store: Store, clock: Callable[[], float]
+) -> None:
+    """Every reload goes to the audit trail and becomes an event (a failed one is an error)."""
+    now = clock()
+    severity = Severity.INFO if outcome.ok else Severity.ERROR
+    engine.effects.append(
+        SecurityEvent(now, "policy_reload", severity, rule=outcome.actor, detail=outcome.summary)
+    )
+    try:
+        await store.record_reload(
+            now,
+            actor=outcome.actor,
+            path=outcome.path,
+            sha256=outcome.sha256,
+            outcome="ok" if outcome.ok else "failed",
+            summary=outcome.summary,
+        )
+    except StoreError as exc:
+        log.error("policy reload not recorded: %s", exc)
 
 
 async def _bind_outside(

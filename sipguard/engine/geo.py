@@ -1,19 +1,20 @@
-"""Source country: admin overrides, then non-routable addresses, then a database; cached per address.
+"""Source country: admin overrides, then non-routable addresses, then a database; cached.
 
-Pure: the database is any `GeoLookup` (the adapters in `sipguard.io.geoip` read the files, in a thread,
-at startup or on reload). The engine asks `GeoCache.__call__` once per message; a repeat source costs a
-dict lookup. Nothing here raises on junk input: an address that does not parse has no country.
+Pure: the database is any `GeoLookup` (the adapters in `sipguard.io.geoip` read the files, in a
+thread, at startup or on reload). The engine asks `GeoCache.__call__` once per message; a repeat
+source costs a dict lookup. Nothing here raises on junk input: text that does not parse as an
+address has no country.
 
 The composition (`CountryOf.explain`):
 
-1. `geo.overrides` (the longest matching prefix wins), so drills and tests can give loopback or private
-   sources a country;
-2. addresses that are not globally routable (private, loopback, link-local, shared/CGNAT, documentation,
-   benchmarking, reserved, multicast) have no country: they are `unknown`, whatever a database says;
+1. `geo.overrides` (the longest matching prefix wins), so drills and tests can give loopback or
+   private sources a country;
+2. addresses that are not globally routable (private, loopback, link-local, shared/CGNAT,
+   documentation, benchmarking, reserved, multicast) have no country, whatever a database says;
 3. the database.
 
-IPv4-mapped IPv6 (`::ffff:a.b.c.d`, how a dual-stack socket reports IPv4 peers) is the IPv4 address in
-every step.
+IPv4-mapped IPv6 (`::ffff:a.b.c.d`, how a dual-stack socket reports IPv4 peers) is the IPv4
+address in every step.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import enum
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 from sipguard.core.netset import parse_ip
 
@@ -63,9 +64,9 @@ class Origin(enum.Enum):
 
 # --------------------------------------------------------------------------- non-routable addresses
 
-# IANA IPv4 Special-Purpose Address Registry (RFC 6890 and updates): the blocks that are not globally
-# reachable, plus multicast. A packet from one of these is spoofed, local or misrouted; no RIR or
-# commercial database gives them a meaningful country.
+# IANA IPv4 Special-Purpose Address Registry (RFC 6890 and updates): the blocks that are not
+# globally reachable, plus multicast. A packet from one of these is spoofed, local or misrouted; no
+# RIR or commercial database gives them a meaningful country.
 _SPECIAL_V4 = (
     "0.0.0.0/8",  # "this network"
     "10.0.0.0/8",  # private (RFC 1918)
@@ -82,9 +83,9 @@ _SPECIAL_V4 = (
     "224.0.0.0/4",  # multicast
     "240.0.0.0/4",  # reserved, and 255.255.255.255 broadcast
 )
-# IPv6: everything outside global unicast 2000::/3 (unspecified, loopback, NAT64 64:ff9b::/96, discard
-# 100::/64, SRv6 5f00::/16, ULA fc00::/7, link-local fe80::/10, site-local fec0::/10, multicast ff00::/8)
-# plus the special blocks inside it.
+# IPv6: everything outside global unicast 2000::/3 (unspecified, loopback, NAT64 64:ff9b::/96,
+# discard 100::/64, SRv6 5f00::/16, ULA fc00::/7, link-local fe80::/10, site-local fec0::/10,
+# multicast ff00::/8) plus the special blocks inside it.
 _SPECIAL_V6 = (
     "::/3",  # 0000::-1fff:...
     "4000::/2",  # 4000::-7fff:...
@@ -95,9 +96,10 @@ _SPECIAL_V6 = (
 )
 
 
-def _intervals(cidrs: Iterable[str], cls: type[_Net]) -> tuple[list[int], list[int]]:
+def _intervals(cidrs: Iterable[str]) -> tuple[list[int], list[int]]:
     """Sorted, merged [start, end] integer intervals of the networks: (starts, ends)."""
-    spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in map(cls, cidrs))
+    nets = [ip_network(c) for c in cidrs]
+    spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in nets)
     starts: list[int] = []
     ends: list[int] = []
     for lo, hi in spans:
@@ -109,14 +111,14 @@ def _intervals(cidrs: Iterable[str], cls: type[_Net]) -> tuple[list[int], list[i
     return starts, ends
 
 
-_V4_STARTS, _V4_ENDS = _intervals(_SPECIAL_V4, IPv4Network)
-_V6_STARTS, _V6_ENDS = _intervals(_SPECIAL_V6, IPv6Network)
+_V4_STARTS, _V4_ENDS = _intervals(_SPECIAL_V4)
+_V6_STARTS, _V6_ENDS = _intervals(_SPECIAL_V6)
 
 
 def is_special(address: _Addr) -> bool:
-    """True for an address that is not globally routable unicast (private, loopback, link-local, CGNAT,
-    documentation, benchmarking, reserved, multicast). Pass IPv4-mapped IPv6 already unmapped
-    (`core.netset.parse_ip` does)."""
+    """True for an address that is not globally routable unicast (private, loopback, link-local,
+    CGNAT, documentation, benchmarking, reserved, multicast). Pass IPv4-mapped IPv6 already
+    unmapped (`core.netset.parse_ip` does)."""
     n = int(address)
     if address.version == 4:
         starts, ends = _V4_STARTS, _V4_ENDS
@@ -132,10 +134,10 @@ def is_special(address: _Addr) -> bool:
 class OverrideTable:
     """`geo.overrides`: network -> country, the longest matching prefix first.
 
-    One dict per prefix length, keyed by the network's top bits, so a lookup is one shift and one dict
-    probe per distinct prefix length (a handful). An IPv6 override inside `::ffff:0:0/96` is the IPv4
-    network it maps. The same network given twice: the later entry wins (the policy loader already
-    rejects duplicates)."""
+    One dict per prefix length, keyed by the network's top bits, so a lookup is one shift and one
+    dict probe per distinct prefix length (a handful). An IPv6 override inside `::ffff:0:0/96` is
+    the IPv4 network it maps. The same network given twice: the later entry wins (the policy loader
+    already rejects duplicates)."""
 
     __slots__ = ("_size", "_v4", "_v6")
 
@@ -180,8 +182,9 @@ def _unmap_network(network: _Net) -> _Net:
 class CountryOf:
     """The uncached composition: overrides, then non-routable -> None, then the database.
 
-    `database` gets the address text as the source gave it, except that IPv4-mapped IPv6 is passed as
-    the dotted IPv4 address; it must return None (never raise) when it does not know an address."""
+    `database` gets the address text as the source gave it, except that IPv4-mapped IPv6 is passed
+    as the dotted IPv4 address; it must return None (never raise) for an address it does not
+    know."""
 
     __slots__ = ("_database", "_overrides")
 
@@ -211,10 +214,11 @@ class CountryOf:
 class GeoCache:
     """A bounded per-address cache in front of a `GeoLookup` (normally a `CountryOf`).
 
-    Keyed by the address text as the socket reported it. FIFO eviction (an `OrderedDict`, O(1)): under a
-    spoofed flood the table stays at `cap` entries and every new address is one uncached lookup. Call
-    `clear()` when the policy (overrides) or the database changes, or build a new cache. `hits`,
-    `misses` and `evictions` only grow (they are exported as counters); `clear()` keeps them."""
+    Keyed by the address text as the socket reported it. FIFO eviction (an `OrderedDict`, O(1);
+    popping the oldest key of a plain dict degrades to a scan of deleted slots under churn): under
+    a spoofed flood the table stays at `cap` entries and every new address is one uncached lookup.
+    Call `clear()` when the policy (overrides) or the database changes, or build a new cache.
+    `hits`, `misses` and `evictions` only grow (exported as counters); `clear()` keeps them."""
 
     __slots__ = ("_lookup", "_map", "cap", "evictions", "hits", "misses")
 
@@ -274,7 +278,7 @@ def age_days(built: datetime.date | None, today: datetime.date) -> int | None:
 
 
 def is_stale(built: datetime.date | None, today: datetime.date, max_age_days: int) -> bool:
-    """True when the data is older than `max_age_days` (`geo.max_age_days`; 0 = never stale). Unknown
-    age is not stale: `sipguard geo` shows the date as unknown instead."""
+    """True when the data is older than `max_age_days` (`geo.max_age_days`; 0 = never stale).
+    Unknown age is not stale: `sipguard geo` shows the date as unknown instead."""
     age = age_days(built, today)
     return max_age_days > 0 and age is not None and age > max_age_days

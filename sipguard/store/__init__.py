@@ -1,6 +1,7 @@
-"""sipguard.store: bans, events and the policy-reload audit trail in SQLite (WAL), written in batches.
+"""sipguard.store: bans, events and the policy-reload audit trail in SQLite (WAL), in batches.
 
-`store/sqlite.py` is the only importer of aiosqlite; `store/schema.py` owns the file format and migrations.
+`store/sqlite.py` is the only importer of aiosqlite; `store/schema.py` owns the file format and
+its migrations.
 """
 
 from sipguard.store.schema import SCHEMA_VERSION, SchemaError, StoreError

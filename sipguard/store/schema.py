@@ -89,8 +89,8 @@ _V1 = Migration(
         """,
         # latest ban per ip (the rowid is the last column of every index) and the lift lookup
         "CREATE INDEX bans_by_ip ON bans (ip)",
-        # offence counts since a time
-        "CREATE INDEX bans_by_issued_at ON bans (issued_at)",
+        # offence counts since a time (covering: an index-only range scan)
+        "CREATE INDEX bans_by_issued_at ON bans (issued_at, ip)",
         # active bans: only open rows, already in `until` order
         "CREATE INDEX bans_open_by_until ON bans (until) WHERE lifted_at IS NULL",
         """

@@ -1,14 +1,15 @@
-"""The SQLite store: bans, events and the policy-reload audit trail, written in batches off the hot path.
+"""The SQLite store: bans, events and the policy-reload audit trail, written in batches.
 
-The only importer of aiosqlite in sipguard (STYLE B, C13). The in-memory ban table of the engine is
-authoritative; this file is its persistence, so bans survive a restart (`active_bans`) and escalation survives a
-restart (`offence_counts`). The daemon writes; `sipguard bans/events/report` open the same file with another
-`Store` and read while it writes (WAL: readers never block the writer, the writer never blocks readers).
+The only importer of aiosqlite in sipguard (STYLE B, C13). The engine's in-memory ban table is
+authoritative; this file persists it, so bans (`active_bans`) and escalation (`offence_counts`)
+survive a restart. The daemon writes; `sipguard bans/events/report` open the same file with another
+`Store` and read while it writes (WAL: readers and the writer do not block each other).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import time
@@ -24,14 +25,14 @@ from sipguard.engine.effects import BanIssued, BanLifted, SecurityEvent
 from sipguard.policy.model import Severity
 from sipguard.store.schema import StoreError, migrate
 
-__all__ = ["BanRecord", "EventRecord", "ReloadOutcome", "ReloadRecord", "Store", "Storable"]
+__all__ = ["BanRecord", "EventRecord", "ReloadOutcome", "ReloadRecord", "Storable", "Store"]
 
 Storable = BanIssued | BanLifted | SecurityEvent
 ReloadOutcome = Literal["ok", "failed"]
 
-DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a writer waits for another writer's lock before failing
-_PRUNE_CHUNK: Final = 10_000  # rows per delete transaction, so a big prune never holds the lock for long
-_WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # bytes the -wal file is truncated to after a checkpoint
+DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a write waits for another process's write lock
+_PRUNE_CHUNK: Final = 10_000  # rows per delete transaction: a big prune never holds the lock long
+_WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # bytes the -wal file is cut to after a checkpoint
 _DIR_MODE: Final = 0o750
 _FILE_MODE: Final = 0o640  # SQLite gives the -wal and -shm files the mode of the database file
 
@@ -85,7 +86,8 @@ class ReloadRecord:
 
 
 _BAN_COLUMNS: Final = (
-    "id, ip, issued_at, until, reason, rule, evidence, offences, actor, lifted_at, lifted_by, lift_reason"
+    "id, ip, issued_at, until, reason, rule, evidence, offences, actor,"
+    " lifted_at, lifted_by, lift_reason"
 )
 _EVENT_COLUMNS: Final = "id, at, kind, severity, ip, port, country, account, method, rule, detail"
 _RELOAD_COLUMNS: Final = "id, at, actor, path, sha256, outcome, summary"
@@ -103,17 +105,21 @@ _INSERT_EVENT: Final = (
     "INSERT INTO events (at, kind, severity, ip, port, country, account, method, rule, detail)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# The state of an ip is its latest ban (highest id): active when open and not expired. Walks the partial index
-# of open bans from `now` on, in `until` order, with one index probe per row for a later ban of the same ip.
+# The state of an ip is its latest ban (highest id): active when open and not expired. Walks the
+# partial index of open bans from `now` on, in `until` order, with one index probe per row for a
+# later ban of the same ip.
 _ACTIVE_BANS: Final = (
-    f"SELECT {_BAN_COLUMNS} FROM bans AS b"
+    f"SELECT {_BAN_COLUMNS} FROM bans AS b"  # noqa: S608 (constants only)
     " WHERE b.lifted_at IS NULL AND b.until > ?"
     " AND NOT EXISTS (SELECT 1 FROM bans AS later WHERE later.ip = b.ip AND later.id > b.id)"
     " ORDER BY b.until, b.id"
 )
-_OFFENCE_COUNTS: Final = "SELECT ip, count(*) FROM bans WHERE issued_at >= ? GROUP BY ip"
+_OFFENCE_COUNTS: Final = (
+    "SELECT ip, count(*) FROM bans INDEXED BY bans_by_issued_at WHERE issued_at >= ? GROUP BY ip"
+)
 _INSERT_RELOAD: Final = (
-    "INSERT INTO policy_reloads (at, actor, path, sha256, outcome, summary) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO policy_reloads (at, actor, path, sha256, outcome, summary)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _PRUNE_EVENTS: Final = (
     "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)"
@@ -122,15 +128,16 @@ _PRUNE_EVENTS: Final = (
 _SEVERITY: Final = {s.value: s for s in Severity}
 
 _Row = tuple[Any, ...]
+_Work = tuple[str, list[_Row]]  # a statement and the rows for its executemany
 
 
 def _wrap(what: str, exc: BaseException) -> StoreError:
-    """One error type out of the store; `retryable` for what may heal (full, locked, I/O, read-only)."""
+    """One error type out of the store; `retryable` when it may heal (full, locked, I/O, RO)."""
     return StoreError(f"{what}: {exc}", retryable=isinstance(exc, sqlite3.OperationalError))
 
 
-# Errors that become StoreError: sqlite3's own, aiosqlite's "Connection closed" (ValueError), text that cannot
-# be encoded (UnicodeEncodeError is a ValueError) and integers too large for SQLite (OverflowError).
+# Errors that become StoreError: sqlite3's own, aiosqlite's "Connection closed" (ValueError), text
+# that cannot be encoded (UnicodeEncodeError is a ValueError), integers too big for SQLite.
 _DB_ERRORS: Final = (sqlite3.Error, ValueError, OverflowError)
 
 
@@ -153,10 +160,10 @@ def _prepare(path: Path, now: float, busy_timeout: float) -> None:
 
 class Store:
     """Async access to one store file. Open with `await Store.open(path)`; close with `close()` or
-    `async with`. Every method raises `StoreError` and nothing else for database trouble.
+    `async with`. For database trouble every method raises `StoreError` and nothing else.
 
-    Calls on one `Store` are serialised (one connection, one transaction at a time); open another `Store` on
-    the same file for a concurrent reader.
+    Calls on one `Store` are serialised (one connection, one transaction at a time); open another
+    `Store` on the same file for a concurrent reader, e.g. in another process.
     """
 
     def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
@@ -171,9 +178,9 @@ class Store:
     ) -> Self:
         """Open (creating folder and file if needed) and migrate the store at `path`.
 
-        The folder is created with mode 0750 and the file with 0640 (less whatever the umask removes).
-        `busy_timeout` is how long a write waits for another process's write lock before failing.
-        Raises `SchemaError` (a `StoreError`) for a file written by a newer sipguard or by another program.
+        The folder is created with mode 0750 and the file with 0640 (less what the umask removes).
+        `busy_timeout` (seconds) is how long a write waits for another process's write lock.
+        Raises `SchemaError` (a `StoreError`) for a file of a newer sipguard or of another program.
         """
         where = Path(path)
         try:
@@ -209,10 +216,8 @@ class Store:
             db, self._db = self._db, None
             if db is None:
                 return
-            try:
+            with contextlib.suppress(*_DB_ERRORS):  # statistics only; the close is what matters
                 await db.execute("PRAGMA optimize")
-            except _DB_ERRORS:
-                pass  # only statistics; the close below is what matters
             try:
                 await db.close()
             except _DB_ERRORS as exc:
@@ -234,25 +239,28 @@ class Store:
             raise StoreError(f"{self._path}: the store is closed")
         return self._db
 
-    # -- writes -------------------------------------------------------------------------------------------
+    # -- writes ------------------------------------------------------------------------------------
 
     async def write(self, batch: Sequence[Storable]) -> None:
         """Persist a batch of effects in one transaction: all of it, or none of it.
 
-        Events are inserted with one `executemany`; bans in batch order, one `executemany` per run of issues
-        or lifts, so an issue followed by a lift of the same ip ends lifted (and a lift then a re-ban ends
-        banned). A lift closes the latest open ban of its ip, and does nothing when there is none.
+        Events go in with one `executemany`; bans in batch order, one `executemany` per run of
+        issues or lifts, so an issue then a lift of the same ip ends lifted (and a lift then a
+        re-ban ends banned). A lift closes the latest open ban of its ip; with none it does nothing.
 
-        Error contract: on any database failure the transaction is rolled back and a single `StoreError` is
-        raised (the sqlite3/aiosqlite error is its `__cause__`), so nothing of the batch was written. The caller
-        keeps the batch and calls `write` again with it later: a retry after the cause has healed writes every
-        effect exactly once. `err.retryable` tells whether waiting can help (disk full, locked past
-        `busy_timeout`, I/O error, read-only file); when it is False (the store is closed, or the data was
-        refused: a bug) retrying the same batch cannot succeed, and the caller should log it and keep at least
-        the bans for a store it reopens. A non-effect in `batch` is a bug and raises `TypeError` before any I/O.
+        Error contract: on any database failure the transaction is rolled back and one `StoreError`
+        is raised (the sqlite3/aiosqlite error is its `__cause__`): nothing of the batch was
+        written. The caller keeps the batch and passes it to `write` again later; a retry after
+        the cause has healed writes every effect exactly once. `err.retryable` says whether
+        waiting can help (disk full, locked past `busy_timeout`, I/O error, read-only file). When
+        it is False (the store is closed, or the data was refused: a bug) the same batch will not
+        go in; log it, and keep at least the bans for a store opened again. Cancelling a `write`
+        rolls it back too; only a cancellation that lands after COMMIT is ambiguous (the batch is
+        in, and a retry would write it twice). Something not storable in `batch` is a bug: it
+        raises `TypeError` before any I/O.
         """
         events: list[_Row] = []
-        runs: list[tuple[str, list[_Row]]] = []  # (statement, rows): bans and lifts in batch order
+        runs: list[_Work] = []  # (statement, rows): bans and lifts in batch order
         for effect in batch:
             if isinstance(effect, SecurityEvent):
                 events.append(
@@ -303,6 +311,7 @@ class Store:
     async def record_reload(
         self,
         at: float,
+        *,
         actor: str,
         path: str,
         sha256: str,
@@ -320,8 +329,8 @@ class Store:
                 raise _wrap(f"{self._path}: recording a policy reload failed", exc) from exc
 
     async def prune(self, events_before: float) -> int:
-        """Delete events older than `events_before`; return how many. Bans and the reload audit trail are
-        never pruned. Deletes in chunks of short transactions, so writers wait at most one chunk."""
+        """Delete events older than `events_before`; return how many. Bans and the reload audit
+        trail are never pruned. Deletes in short transactions, so writers wait one chunk at most."""
         total = 0
         while True:
             async with self._lock:
@@ -341,9 +350,9 @@ class Store:
             if deleted < _PRUNE_CHUNK:
                 return total
 
-    async def _transaction(self, db: aiosqlite.Connection, work: list[tuple[str, list[_Row]]]) -> None:
-        """`BEGIN IMMEDIATE` (take the write lock first, so `busy_timeout` applies), run, commit; roll back on
-        any failure or cancellation. Called with the lock held."""
+    async def _transaction(self, db: aiosqlite.Connection, work: list[_Work]) -> None:
+        """`BEGIN IMMEDIATE` (take the write lock first, so `busy_timeout` applies), run, commit;
+        roll back on any failure or cancellation. Called with the lock held."""
         await db.execute("BEGIN IMMEDIATE")
         try:
             for sql, rows in work:
@@ -356,14 +365,12 @@ class Store:
 
     @staticmethod
     async def _rollback(db: aiosqlite.Connection) -> None:
-        # Queued behind whatever is still running on the connection's thread, so it runs even when the
-        # awaiting task is cancelled. SQLite may already have rolled back (e.g. on SQLITE_FULL): ignore that.
-        try:
+        # Queued behind whatever still runs on the connection's thread, so it runs even when the
+        # awaiting task is cancelled. SQLite may have rolled back already (SQLITE_FULL): fine.
+        with contextlib.suppress(*_DB_ERRORS):
             await db.execute("ROLLBACK")
-        except _DB_ERRORS:
-            pass
 
-    # -- reads --------------------------------------------------------------------------------------------
+    # -- reads -----------------------------------------------------------------------------------
 
     async def _fetch(self, what: str, sql: str, params: Sequence[object]) -> list[_Row]:
         async with self._lock:
@@ -374,13 +381,13 @@ class Store:
         return [tuple(r) for r in rows]
 
     async def active_bans(self, now: float) -> list[BanRecord]:
-        """The bans in force at `now`: for each ip its latest ban, when not lifted and `until > now`.
+        """The bans in force at `now`: for each ip its latest ban, if not lifted and `until > now`.
         Ordered by `until` (soonest to expire first), then write order."""
         rows = await self._fetch("reading active bans", _ACTIVE_BANS, (now,))
         return [BanRecord(*r) for r in rows]
 
     async def offence_counts(self, since: float) -> dict[str, int]:
-        """How many bans each ip was issued at or after `since` (for ban escalation across restarts)."""
+        """How many bans each ip was issued at or after `since` (escalation across restarts)."""
         rows = await self._fetch("counting offences", _OFFENCE_COUNTS, (since,))
         return {ip: count for ip, count in rows}
 
@@ -391,8 +398,8 @@ class Store:
         limit: int = 1000,
         kinds: Collection[str] | None = None,
     ) -> list[EventRecord]:
-        """Events with `since <= at < until` (no upper bound when `until` is None), of `kinds` when given.
-        At most `limit`: the newest ones, returned oldest first (newest last), like `tail`."""
+        """Events with `since <= at < until` (no upper bound when `until` is None), only of `kinds`
+        when given. At most `limit`: the newest ones, returned oldest first (newest last)."""
         if limit <= 0 or (kinds is not None and not kinds):
             return []
         where = ["at >= ?"]
@@ -412,7 +419,9 @@ class Store:
         rows = await self._fetch("reading events", sql, params)
         try:
             return [
-                EventRecord(r[0], r[1], r[2], _SEVERITY[r[3]], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+                EventRecord(
+                    r[0], r[1], r[2], _SEVERITY[r[3]], r[4], r[5], r[6], r[7], r[8], r[9], r[10]
+                )
                 for r in rows
             ]
         except KeyError as exc:
@@ -428,7 +437,7 @@ class Store:
         return [ReloadRecord(*r) for r in rows]
 
     async def meta(self) -> dict[str, str]:
-        """The `meta` table: `created_at` (epoch seconds) and one `schema.N` note per migration applied."""
+        """The `meta` table: `created_at` (epoch seconds) and a `schema.N` note per migration."""
         rows = await self._fetch("reading meta", "SELECT key, value FROM meta ORDER BY key", ())
         return {key: value for key, value in rows}
 

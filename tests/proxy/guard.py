@@ -25,6 +25,7 @@ def policy_text(
     extra: str = "",
 ) -> str:
     lines = ["listen:", *(f"  - {url}" for url in listen), f"upstream: {upstream}"]
+    lines.append("storage: sqlite:sipguard.db")  # beside the policy file, in the test's tmp_path
     if inside is not None:
         lines.append(f"inside: {inside}")
     return "\n".join(lines) + "\n" + extra

@@ -73,7 +73,7 @@ def test_torture_message_verdict(name: str, setup: tuple[GuardHandle, UdpPeer, U
         got = phone.recv()
         assert got is not None, f"{name}: no {expected} answer"
         assert got[0].startswith(b"SIP/2.0 %d " % expected), got[0][:60]
-        assert pbx.recv(QUIET) is None, f"{name}: forwarded as well"
+        assert pbx.recv(0.05) is None, f"{name}: forwarded as well"  # sent before the answer
 
 
 def test_the_proxy_still_serves_after_all_torture(setup: tuple[GuardHandle, UdpPeer, UdpPeer]) -> None:

@@ -45,7 +45,7 @@ class Hdr(enum.IntEnum):
     """Header slots. Long and compact names share one slot (RFC 3261 7.3.3 and later RFCs).
 
     The first seven are the ones the parser itself reads (mandatory or single-valued); keep
-    them first, the parser relies on `slot < 7`.
+    their numbers: parser.py and replies.py use the plain ints 0..6 for them.
     """
 
     VIA = 0
