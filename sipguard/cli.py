@@ -7,11 +7,12 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sipguard import __version__
-from sipguard.policy import Policy, PolicyError, load_policy_file
+from sipguard import __version__, admin
+from sipguard.policy import Policy, PolicyError, load_policy_file, parse_duration
+from sipguard.store import StoreError
 
 DEFAULT_POLICY = "policies/default.yaml"
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
@@ -57,6 +58,26 @@ def _parser() -> argparse.ArgumentParser:
         "check", "validate a policy without running; exit 0 if valid, 2 with file:line:col errors"
     )
     check.set_defaults(func=_check)
+
+    bans = verb("bans", "list active bans (of the running sipguard, else from its store)")
+    bans.add_argument("--json", action="store_true", help="print JSON")
+    bans.set_defaults(func=_bans)
+    ban = verb(
+        "ban", "ban an address; a running sipguard applies it at once, a stopped one at start"
+    )
+    ban.add_argument("ip", help="IPv4 or IPv6 address (IPv6: its /64, see limits.ipv6_prefix)")
+    ban.add_argument(
+        "--for", dest="duration", help="how long, e.g. 30m, 1h, 7d (default: bans.default)"
+    )
+    ban.add_argument("--reason", default="", help="why, for the record")
+    ban.set_defaults(func=_ban)
+    unban = verb("unban", "lift the ban of an address")
+    unban.add_argument("ip")
+    unban.set_defaults(func=_unban)
+    events = verb("events", "list recorded events")
+    events.add_argument("--since", default="1h", help="how far back, e.g. 15m, 1h, 7d (default 1h)")
+    events.add_argument("--json", action="store_true", help="print JSON")
+    events.set_defaults(func=_events)
     return parser
 
 
@@ -80,6 +101,49 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _admin(args: argparse.Namespace, work: Callable[[Policy], admin.Answer]) -> int:
+    policy = _load(args.policy)
+    if policy is None:
+        return EXIT_INVALID
+    try:
+        answer = work(policy)
+    except StoreError as exc:
+        print(f"sipguard: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if getattr(args, "json", False):
+        print(admin.as_json(answer))
+    else:
+        print(answer.text, file=sys.stdout if answer.ok else sys.stderr)
+    return EXIT_OK if answer.ok else EXIT_FAILURE
+
+
+def _duration(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise SystemExit(f"sipguard: {exc}") from None
+
+
+def _bans(args: argparse.Namespace) -> int:
+    return _admin(args, admin.list_bans)
+
+
+def _ban(args: argparse.Namespace) -> int:
+    seconds = _duration(args.duration)
+    return _admin(args, lambda p: admin.ban(p, args.ip, seconds, args.reason))
+
+
+def _unban(args: argparse.Namespace) -> int:
+    return _admin(args, lambda p: admin.unban(p, args.ip))
+
+
+def _events(args: argparse.Namespace) -> int:
+    since = _duration(args.since) or 3600.0
+    return _admin(args, lambda p: admin.events(p, since))
+
+
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -93,14 +157,14 @@ def _run(args: argparse.Namespace) -> int:
 
     async def daemon() -> None:
         stop = asyncio.Event()
-        remove = signals.install(
-            stop,
-            lambda: logging.getLogger("sipguard").info(
-                "SIGHUP: policy reload arrives with the firewall (issue 4); listen addresses need a restart"
-            ),
-        )
+        reload_box: list[Callable[[str], None]] = []  # filled once sipguard is up
+        remove = signals.install(stop, lambda: reload_box[0]("SIGHUP") if reload_box else None)
         try:
-            await serve(policy, shutdown_trigger=stop.wait)
+            await serve(
+                policy,
+                shutdown_trigger=stop.wait,
+                on_ready=lambda running: reload_box.append(running.request_reload),
+            )
         finally:
             remove()
 

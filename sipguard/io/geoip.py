@@ -37,6 +37,7 @@ from sipguard.engine.geo import (
     DEFAULT_CACHE_SIZE,
     CountryOf,
     GeoCache,
+    GeoLookup,
     Origin,
     OverrideTable,
     age_days,
@@ -290,10 +291,10 @@ class GeoAnswer:
 class GeoResolver:
     """Overrides, non-routable addresses, the database and the per-address cache for one policy.
 
-    `lookup` is the engine's `GeoLookup` (cached). Build a new resolver when the policy or the
-    database changes; `close()` the old one's database once nothing uses it."""
+    `lookup` is the engine's `GeoLookup` (`cache.lookup`). Build a new resolver when the policy or
+    the database changes; `close()` the old one's database once nothing uses it."""
 
-    __slots__ = ("_uncached", "database", "lookup", "max_age_days")
+    __slots__ = ("_uncached", "cache", "database", "lookup", "max_age_days")
 
     def __init__(
         self, spec: GeoSpec, database: GeoDatabase, *, cache_size: int = DEFAULT_CACHE_SIZE
@@ -301,7 +302,8 @@ class GeoResolver:
         self.database = database
         self.max_age_days = spec.max_age_days
         self._uncached = CountryOf(database.lookup, OverrideTable(spec.overrides))
-        self.lookup = GeoCache(self._uncached, cap=cache_size)
+        self.cache = GeoCache(self._uncached, cap=cache_size)
+        self.lookup: GeoLookup = self.cache.lookup
 
     @classmethod
     def open(cls, spec: GeoSpec, *, cache_size: int = DEFAULT_CACHE_SIZE) -> GeoResolver:

@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, cast
 
 import aiosqlite
 
@@ -255,9 +255,9 @@ class Store:
         waiting can help (disk full, locked past `busy_timeout`, I/O error, read-only file). When
         it is False (the store is closed, or the data was refused: a bug) the same batch will not
         go in; log it, and keep at least the bans for a store opened again. Cancelling a `write`
-        rolls it back too; only a cancellation that lands after COMMIT is ambiguous (the batch is
-        in, and a retry would write it twice). Something not storable in `batch` is a bug: it
-        raises `TypeError` before any I/O.
+        rolls it back too, except while its COMMIT is in flight: then the batch is in, and a retry
+        would write it twice (so shutdown should await the last flush, not cancel it). Something
+        not storable in `batch` is a bug: it raises `TypeError` before any I/O.
         """
         events: list[_Row] = []
         runs: list[_Work] = []  # (statement, rows): bans and lifts in batch order
@@ -378,12 +378,29 @@ class Store:
                 rows = await self._conn().execute_fetchall(sql, params)
             except _DB_ERRORS as exc:
                 raise _wrap(f"{self._path}: {what} failed", exc) from exc
-        return [tuple(r) for r in rows]
+        return cast("list[_Row]", rows)  # a list of plain tuples: no row_factory is set
 
     async def active_bans(self, now: float) -> list[BanRecord]:
         """The bans in force at `now`: for each ip its latest ban, if not lifted and `until > now`.
         Ordered by `until` (soonest to expire first), then write order."""
         rows = await self._fetch("reading active bans", _ACTIVE_BANS, (now,))
+        return [BanRecord(*r) for r in rows]
+
+    async def bans(
+        self, since: float, until: float | None = None, ip: str | None = None
+    ) -> list[BanRecord]:
+        """The ban history: bans issued with `since <= issued_at < until` (no upper bound when
+        `until` is None), of one `ip` when given, lifted or not, in write order (for reports)."""
+        where = ["issued_at >= ?"]
+        params: list[object] = [since]
+        if until is not None:
+            where.append("issued_at < ?")
+            params.append(until)
+        if ip is not None:
+            where.append("ip = ?")
+            params.append(ip)
+        sql = f"SELECT {_BAN_COLUMNS} FROM bans WHERE {' AND '.join(where)} ORDER BY id"  # noqa: S608
+        rows = await self._fetch("reading bans", sql, params)
         return [BanRecord(*r) for r in rows]
 
     async def offence_counts(self, since: float) -> dict[str, int]:

@@ -1,0 +1,134 @@
+"""The admin verbs behind `sipguard bans|ban|unban|events`: talk to the running sipguard over its control
+socket, or work on the store directly when it is stopped (so a ban set while it is down still holds)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import ipaddress
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sipguard.core.netset import SourceKeys
+from sipguard.engine.effects import BanIssued, BanLifted
+from sipguard.io import control
+from sipguard.policy import Policy, format_duration
+from sipguard.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    ok: bool
+    text: str  # what to print
+    data: Any = None  # what --json prints
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def list_bans(policy: Policy) -> Answer:
+    now = time.time()
+    try:
+        reply = control.request(policy.control_path, {"op": "bans"})
+        bans: list[dict[str, Any]] = reply["bans"]
+        where = "running sipguard"
+    except control.ControlUnavailable:
+        bans = [
+            {k: v for k, v in asdict(r).items() if not k.startswith("lift") and k != "id"}
+            for r in asyncio.run(_store_bans(policy.storage_path, now))
+        ]
+        where = f"store {policy.storage_path} (sipguard is not running)"
+    lines = [f"{len(bans)} active bans ({where})"]
+    for ban in bans:
+        left = format_duration(max(0.0, ban["until"] - now))
+        lines.append(
+            f"{ban['ip']:<39} until {_when(ban['until'])} ({left} left)  {ban['reason']}"
+            f"{' ' + ban['rule'] if ban['rule'] else ''}  x{ban['offences']}  by {ban['actor']}"
+            f"{'  ' + ban['evidence'] if ban['evidence'] else ''}"
+        )
+    return Answer(True, "\n".join(lines), bans)
+
+
+def ban(policy: Policy, ip: str, seconds: float | None, reason: str) -> Answer:
+    who = actor()
+    payload = {"op": "ban", "ip": ip, "seconds": seconds, "reason": reason, "actor": who}
+    try:
+        reply = control.request(policy.control_path, payload)
+    except control.ControlUnavailable:
+        return _ban_offline(policy, ip, seconds, reason, who)
+    if not reply.get("ok"):
+        return Answer(False, str(reply.get("error", "refused")))
+    info = reply["ban"]
+    return Answer(True, f"banned {info['ip']} until {_when(info['until'])} (applied)", info)
+
+
+def unban(policy: Policy, ip: str) -> Answer:
+    who = actor()
+    try:
+        reply = control.request(policy.control_path, {"op": "unban", "ip": ip, "actor": who})
+    except control.ControlUnavailable:
+        key = SourceKeys(policy.limits.ipv6_prefix)(ip)
+        asyncio.run(_store_write(policy.storage_path, [BanLifted(key, time.time(), "manual", who)]))
+        return Answer(True, f"unbanned {ip} in the store (sipguard is not running)")
+    if not reply.get("ok"):
+        return Answer(False, str(reply.get("error", "refused")))
+    if not reply["lifted"]:
+        return Answer(True, f"{ip} was not banned", reply)
+    return Answer(True, f"unbanned {ip} (applied)", reply)
+
+
+def events(policy: Policy, since: float) -> Answer:
+    now = time.time()
+    records = asyncio.run(_store_events(policy.storage_path, now - since))
+    rows = [asdict(r) | {"severity": r.severity.value} for r in records]
+    lines = [
+        f"{_when(r.at)} {r.severity.value:<8} {r.kind:<15} {r.ip or '-':<20} {r.country or '--'} "
+        f"{r.method or '-':<9} {r.rule or '-'}  {r.detail}"
+        for r in records
+    ]
+    return Answer(True, "\n".join(lines) if lines else "no events", rows)
+
+
+def _ban_offline(policy: Policy, ip: str, seconds: float | None, reason: str, who: str) -> Answer:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return Answer(False, f"not an IP address: {ip!r}")
+    if any(address in net for net in policy.trusted):
+        return Answer(False, f"{ip} is trusted by the policy: never banned")
+    now = time.time()
+    until = now + (seconds if seconds is not None else policy.bans.default)
+    key = SourceKeys(policy.limits.ipv6_prefix)(str(address))
+    issued = BanIssued(key, now, until, "manual", "", reason[:200], 1, who)
+    asyncio.run(_store_write(policy.storage_path, [issued]))
+    return Answer(True, f"banned {key} until {_when(until)} in the store (sipguard is not running)")
+
+
+async def _store_bans(path: str, now: float) -> list[Any]:
+    async with await Store.open(path) as store:
+        return await store.active_bans(now)
+
+
+async def _store_events(path: str, since: float) -> list[Any]:
+    async with await Store.open(path) as store:
+        return await store.events(since, limit=10_000)
+
+
+async def _store_write(path: str, batch: list[BanIssued | BanLifted]) -> None:
+    async with await Store.open(path) as store:
+        await store.write(batch)
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def as_json(answer: Answer) -> str:
+    return json.dumps(answer.data, indent=2, sort_keys=True, default=str)

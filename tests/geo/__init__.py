@@ -1,0 +1,1 @@
+"""GeoIP: overrides and cache (pure), the builtin RIR data, MaxMind DB files."""
