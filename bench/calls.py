@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import pstats
 import re
@@ -39,7 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -140,12 +141,8 @@ def children_cpu_s() -> float:
 
 def udp_snmp() -> dict[str, int]:
     """The kernel's UDP counters (``/proc/net/snmp``): RcvbufErrors, NoPorts, InErrors..."""
-    rows = [line.split()[1:] for line in Path("/proc/net/snmp").read_text().splitlines()]
-    udp = [
-        row
-        for line, row in zip(Path("/proc/net/snmp").read_text().splitlines(), rows, strict=True)
-        if line.startswith("Udp:")
-    ]
+    lines = Path("/proc/net/snmp").read_text().splitlines()
+    udp = [line.split()[1:] for line in lines if line.startswith("Udp:")]
     if len(udp) < 2:
         return {}
     return {name: int(value) for name, value in zip(udp[0], udp[1], strict=False)}
@@ -168,11 +165,20 @@ def socket_drops(ports: Sequence[int]) -> int:
 
 
 class GuardProcess:
-    """``sipguard run -c POLICY`` as a subprocess (optionally under cProfile), stopped by its PID."""
+    """``sipguard run -c POLICY`` as a subprocess (optionally under cProfile), stopped by PID."""
 
-    def __init__(self, policy: Path, log_path: Path, *, profile_to: Path | None = None) -> None:
+    def __init__(
+        self,
+        policy: Path,
+        log_path: Path,
+        *,
+        profile_to: Path | None = None,
+        launcher: Sequence[str] = (),
+    ) -> None:
         script = Path(sys.executable).parent / "sipguard"
-        if profile_to is not None:
+        if launcher:
+            argv = list(launcher)  # an experiment: anything that ends in sipguard.cli.main
+        elif profile_to is not None:
             argv = [sys.executable, "-m", "cProfile", "-o", str(profile_to), "-m", "sipguard"]
         elif script.exists():
             argv = [str(script)]  # the console script, exactly what a user runs
@@ -292,8 +298,8 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     n = len(ordered)
 
     def rank(p: float) -> float:
-        index = max(0, min(n - 1, -(-int(p * n * 10) // 1000) - 1))  # ceil(p/100 * n) - 1
-        return ordered[index]
+        index = math.ceil(p / 100.0 * n - 1e-9) - 1  # nearest rank
+        return ordered[max(0, min(n - 1, index))]
 
     return {
         "n": n,
@@ -376,17 +382,23 @@ class Bench:
         work_dir.mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def guarded(self, name: str, *, profile_to: Path | None = None) -> Iterator[GuardProcess]:
+    def guarded(
+        self, name: str, *, profile_to: Path | None = None, launcher: Sequence[str] = ()
+    ) -> Iterator[GuardProcess]:
         """sipguard with upstream = the UAS port, for the duration of the block."""
         policy = self.work_dir / f"policy-{name}.yaml"
         policy.write_text(
             "# written by bench/calls.py: loopback only, ephemeral ports\n"
             "listen: [udp://127.0.0.1:0]\n"
             f"upstream: udp://127.0.0.1:{self.uas_port}\n"
-            "inside: udp://127.0.0.1:0\n",
+            "inside: udp://127.0.0.1:0\n"
+            f"storage: sqlite://{self.work_dir / f'store-{name}.db'}\n"
+            f"control: {self.work_dir / f'control-{name}.sock'}\n",
             encoding="utf-8",
         )
-        guard = GuardProcess(policy, self.work_dir / f"sipguard-{name}.log", profile_to=profile_to)
+        guard = GuardProcess(
+            policy, self.work_dir / f"sipguard-{name}.log", profile_to=profile_to, launcher=launcher
+        )
         try:
             guard.wait_ready()
             self.guard = guard
@@ -418,7 +430,9 @@ class Bench:
         finally:
             proc.stop(grace_s=2.0)
 
-    def step(self, mode: Mode, rate: int, calls: int, grace_s: float, *, rtt: bool = False) -> StepResult:
+    def step(
+        self, mode: Mode, rate: int, calls: int, grace_s: float, *, rtt: bool = False
+    ) -> StepResult:
         """``calls`` calls at ``rate`` calls/s; bounded by ``calls / rate + grace_s`` seconds."""
         limit_s = calls / rate + grace_s
         result = StepResult(mode=mode, target_cps=rate, calls_planned=calls)
@@ -629,9 +643,7 @@ def latency(bench: Bench, config: CallsConfig) -> dict[str, Any]:
 
 
 def _with_cpu(result: ProbeResult, cpu: float) -> ProbeResult:
-    values = asdict(result)
-    values["guard_cpu_s"] = cpu
-    return ProbeResult(**values)
+    return replace(result, guard_cpu_s=cpu)
 
 
 # ---- the precise probe -------------------------------------------------------------------------
@@ -750,9 +762,7 @@ class _Probe:
         host, port = self.target
         call_id = b"probe-%d-%d@127.0.0.1" % (index, os.getpid())
         uri = b"sip:bob@%s:%d" % (host.encode(), port)
-        invite = self._request(
-            b"INVITE", uri, call_id, 1, b"inv%d" % index, body=_SDP
-        )
+        invite = self._request(b"INVITE", uri, call_id, 1, b"inv%d" % index, body=_SDP)
         sent = time.perf_counter_ns()
         self.sock.sendto(invite, self.target)
         ok, ringing_at, ok_at = self._wait(call_id, b"INVITE", sent)
@@ -760,7 +770,9 @@ class _Probe:
             return None
         to = ok.first(b"to")
         target_uri = _uri_of(ok.first(b"contact")) or uri
-        record_route = [v.strip() for line in ok.headers.get(b"record-route", []) for v in line.split(b",")]
+        record_route = [
+            v.strip() for line in ok.headers.get(b"record-route", []) for v in line.split(b",")
+        ]
         route = b", ".join(reversed(record_route))
         ack = self._request(b"ACK", target_uri, call_id, 1, b"ack%d" % index, to=to, route=route)
         self.sock.sendto(ack, self.target)
@@ -826,7 +838,7 @@ def probe_calls(
         mode=mode,
         target_cps=rate,
         calls_planned=calls,
-        completed=len(setup) - 0 if not failed else len(bye),
+        completed=len(setup),
         failed=failed,
         stray=probe.stray,
         wall_s=wall_s,
@@ -974,7 +986,7 @@ def _latency_md(data: Mapping[str, Any]) -> list[str]:
         ("bye_us", "BYE->200 us"),
     ):
         for mode in (*MODES, "added_us"):
-            p = probe[mode][key] if mode in MODES else probe[mode][key]
+            p = probe[mode][key]
             label = mode if mode in MODES else "**added**"
             out.append(
                 f"| probe (perf_counter_ns) | {what} | {label} | {_num(p.get('n'))} |"
@@ -1003,17 +1015,17 @@ def _profile_md(data: Mapping[str, Any]) -> list[str]:
         "| by cumulative time | calls | cum s | cum us/msg |",
         "|---|---:|---:|---:|",
     ]
-    for e in data["by_cumulative"][:15]:
-        out.append(
-            f"| `{e['function']}` | {e['ncalls']:,} | {e['cumtime_s']:.3f} |"
-            f" {e['cum_us_per_msg']:.1f} |"
-        )
+    out.extend(
+        f"| `{e['function']}` | {e['ncalls']:,} | {e['cumtime_s']:.3f} |"
+        f" {e['cum_us_per_msg']:.1f} |"
+        for e in data["by_cumulative"][:15]
+    )
     out += ["", "| by self time | calls | self s | self us/msg |", "|---|---:|---:|---:|"]
-    for e in data["by_self"][:15]:
-        out.append(
-            f"| `{e['function']}` | {e['ncalls']:,} | {e['tottime_s']:.3f} |"
-            f" {e['self_us_per_msg']:.1f} |"
-        )
+    out.extend(
+        f"| `{e['function']}` | {e['ncalls']:,} | {e['tottime_s']:.3f} |"
+        f" {e['self_us_per_msg']:.1f} |"
+        for e in data["by_self"][:15]
+    )
     out.append("")
     return out
 

@@ -11,12 +11,13 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from ipaddress import ip_network
 from pathlib import Path
 
 from sipguard import __version__
 from sipguard.engine.bans import ActiveBan
-from sipguard.engine.compile import compile_policy
+from sipguard.engine.compile import CompiledPolicy, compile_policy
 from sipguard.engine.context import Side
 from sipguard.engine.effects import Effect, SecurityEvent
 from sipguard.engine.engine import Engine
@@ -25,6 +26,7 @@ from sipguard.io.connector import StreamConnector
 from sipguard.io.control import ControlServer
 from sipguard.io.counters import Counters
 from sipguard.io.dispatch import Dispatcher
+from sipguard.io.geoip import GeoDatabaseError, GeoResolver
 from sipguard.io.tcp import ConnectionLimiter, SipStreamProtocol, TcpLimits
 from sipguard.io.udp import SipDatagramProtocol
 from sipguard.policy.model import Endpoint, Policy, Severity, Transport
@@ -83,6 +85,7 @@ async def serve(
     dispatcher = Dispatcher(None, clock, counters, connector.send)
     store = await _open_store(policy)
     closers: list[Callable[[], None]] = []
+    geo_box: list[GeoResolver] = []  # the resolver in use; a reload replaces it
     pump: EffectPump | None = None
     try:
         outside = await _bind_outside(policy, dispatcher, counters, stream_factory, closers)
@@ -90,13 +93,18 @@ async def serve(
         upstream = Address(policy.upstream.transport, policy.upstream.host, policy.upstream.port)
         router = Router(_advertised(outside, inside), inside, upstream)
         own = [ip_network(a.host) for a in (*outside, inside, upstream)]
-        engine = Engine(router, compile_policy(policy, own))
+        geo = await _open_geo(policy)
+        geo_box.append(geo)
+        engine = Engine(router, compile_policy(policy, own), geo=geo.lookup)
+        _warn_if_stale(geo, engine, clock())
         await _restore_bans(engine, store, clock())
         control = ControlServer(policy.control_path, engine, clock)
         try:
             await control.start()
         except OSError as exc:
-            raise StartupError(f"cannot open control socket {policy.control_path}: {_why(exc)}") from exc
+            raise StartupError(
+                f"cannot open control socket {policy.control_path}: {_why(exc)}"
+            ) from exc
         closers.append(control.close)
 
         def take() -> list[Effect]:
@@ -104,11 +112,27 @@ async def serve(
             return batch
 
         pump = EffectPump(take, store.write)
+
+        def prepare(new: Policy) -> tuple[CompiledPolicy, GeoResolver]:
+            """Off the loop: compile, and re-open the GeoIP data (a swapped .mmdb is picked up)."""
+            try:
+                resolver = GeoResolver.open(new.geo)
+            except GeoDatabaseError as exc:
+                raise ValueError(f"geo.database: {exc}") from exc
+            return compile_policy(new, own), resolver
+
+        def apply(_new: Policy, prepared: tuple[CompiledPolicy, GeoResolver]) -> None:
+            compiled, resolver = prepared
+            engine.swap_policy(compiled, resolver.lookup)
+            old, geo_box[0] = geo_box[0], resolver
+            old.close()
+            _warn_if_stale(resolver, engine, clock())
+
         reloader = PolicyReloader(
             policy.source_path,
             policy,
-            lambda new: compile_policy(new, own),
-            lambda _new, compiled: engine.swap_policy(compiled),
+            prepare,
+            apply,
             lambda outcome: _record_reload(outcome, engine, store, clock),
         )
         dispatcher.engine = engine
@@ -127,12 +151,10 @@ async def serve(
                 on_ready(running)
             await shutdown_trigger()
             log.info("stopping: closing listeners")
-            for close in closers:  # 1. stop reading
-                close()
+            _close_all(closers)  # 1. stop reading
             stop.set()  # 2. stop the background tasks
     finally:
-        for close in closers:
-            close()
+        _close_all(closers)
         for link in list(dispatcher.sockets.streams.values()):  # 3. close connections
             if isinstance(link, SipStreamProtocol):
                 link.close()
@@ -140,8 +162,16 @@ async def serve(
         if pump is not None:
             await pump.flush()  # 4. persist the last decisions
         await store.close()
+        for resolver in geo_box:
+            resolver.close()
     log.info("stopped")
     return counters
+
+
+def _close_all(closers: list[Callable[[], None]]) -> None:
+    for close in closers:
+        close()
+    closers.clear()
 
 
 async def _open_store(policy: Policy) -> Store:
@@ -149,6 +179,21 @@ async def _open_store(policy: Policy) -> Store:
         return await Store.open(policy.storage_path)
     except StoreError as exc:
         raise StartupError(f"cannot open the store: {exc}") from exc
+
+
+async def _open_geo(policy: Policy) -> GeoResolver:
+    try:
+        return await asyncio.to_thread(GeoResolver.open, policy.geo)
+    except GeoDatabaseError as exc:
+        raise StartupError(f"cannot open geo.database {policy.geo.database}: {exc}") from exc
+
+
+def _warn_if_stale(geo: GeoResolver, engine: Engine, now: float) -> None:
+    """Old allocation data geo-blocks the wrong countries: say so in the log and as an event."""
+    warning = geo.stale_warning(datetime.fromtimestamp(now, UTC).date())
+    if warning is not None:
+        log.warning("%s", warning)
+        engine.effects.append(SecurityEvent(now, "geo_stale", Severity.WARNING, detail=warning))
 
 
 async def _restore_bans(engine: Engine, store: Store, now: float) -> None:
@@ -258,9 +303,7 @@ async def _bind_inside(
             closers.append(server.close)
             port = server.sockets[0].getsockname()[1]
     except OSError as exc:
-        raise StartupError(
-            f"cannot bind inside address {endpoint.url}: {_why(exc)}"
-        ) from exc
+        raise StartupError(f"cannot bind inside address {endpoint.url}: {_why(exc)}") from exc
     return Address(upstream.transport, endpoint.host, int(port))
 
 
@@ -281,9 +324,7 @@ def _local_ip_toward(upstream: Endpoint) -> str:
         try:
             probe.connect((upstream.host, upstream.port or 5060))
         except OSError as exc:
-            raise StartupError(
-                f"no route to upstream {upstream.url}: {_why(exc)}"
-            ) from exc
+            raise StartupError(f"no route to upstream {upstream.url}: {_why(exc)}") from exc
         return str(probe.getsockname()[0])
 
 

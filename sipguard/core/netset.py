@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections import OrderedDict
 from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -30,7 +31,7 @@ class NetworkSet:
 
     def __init__(self, networks: Iterable[Network]) -> None:
         self._networks = tuple(networks)
-        self._cache: dict[str, bool] = {}
+        self._cache: OrderedDict[str, bool] = OrderedDict()
 
     def __bool__(self) -> bool:
         return bool(self._networks)
@@ -41,7 +42,7 @@ class NetworkSet:
             address = parse_ip(ip)
             found = address is not None and any(address in net for net in self._networks)
             if len(self._cache) >= CACHE_SIZE:
-                del self._cache[next(iter(self._cache))]
+                self._cache.popitem(last=False)
             self._cache[ip] = found
         return found
 
@@ -56,7 +57,7 @@ class SourceKeys:
 
     def __init__(self, ipv6_prefix: int) -> None:
         self._prefix = ipv6_prefix
-        self._cache: dict[str, str] = {}
+        self._cache: OrderedDict[str, str] = OrderedDict()
 
     def __call__(self, ip: str) -> str:
         if ":" not in ip:
@@ -71,6 +72,6 @@ class SourceKeys:
             else:
                 key = str(ipaddress.IPv6Network((address, self._prefix), strict=False))
             if len(self._cache) >= CACHE_SIZE:
-                del self._cache[next(iter(self._cache))]
+                self._cache.popitem(last=False)
             self._cache[ip] = key
         return key

@@ -7,6 +7,7 @@ beside it and is only read by `sipguard bans` and the store. Durations escalate 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -45,7 +46,7 @@ class BanTable:
     def __init__(self, rand: Callable[[], float]) -> None:
         self.until: dict[str, float] = {}  # the hot-path view
         self._bans: dict[str, ActiveBan] = {}
-        self._offences: dict[str, int] = {}
+        self._offences: OrderedDict[str, int] = OrderedDict()
         self._rand = rand
 
     def __len__(self) -> int:
@@ -108,5 +109,5 @@ class BanTable:
 
     def _remember_offence(self, ip: str, count: int) -> None:
         if ip not in self._offences and len(self._offences) >= MAX_OFFENDERS:
-            del self._offences[next(iter(self._offences))]  # FIFO: the oldest offender goes
+            self._offences.popitem(last=False)  # FIFO: the oldest offender goes
         self._offences[ip] = count

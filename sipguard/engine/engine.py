@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 
 from sipguard.core.netset import parse_ip
@@ -28,6 +29,7 @@ from sipguard.engine.bans import ActiveBan, BanTable
 from sipguard.engine.compile import CompiledLimit, CompiledPolicy
 from sipguard.engine.context import Packet, Side
 from sipguard.engine.effects import BanIssued, BanLifted, Effect, SecurityEvent
+from sipguard.engine.geo import GeoLookup
 from sipguard.engine.proxy import Decision, Router, reply_hop
 from sipguard.engine.rules import CompiledRule
 from sipguard.engine.verdict import (
@@ -48,7 +50,6 @@ EVENT_REPEAT_WINDOW = 60.0
 MAX_EVENT_KEYS = 100_000
 DETAIL_LIMIT = 200  # characters of attacker-controlled text that reach an event
 
-GeoLookup = Callable[[str], str | None]
 _BANNED = Decision(DROP_BANNED, kind="-")  # shared: the banned path allocates nothing
 
 
@@ -73,7 +74,7 @@ class Engine:
         self._policy = policy
         self._geo = geo
         self._bans = BanTable(rand)
-        self._recent_events: dict[tuple[str, str, str], float] = {}
+        self._recent_events: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self.effects: list[Effect] = []
 
     # ---- the hot path --------------------------------------------------------------------------------
@@ -169,13 +170,17 @@ class Engine:
         if spec.ban_after is not None and offences >= spec.ban_after:
             base = spec.ban or self._policy.policy.bans.default
             evidence = f"{offences} messages over {spec.rate.count}/{spec.rate.per_seconds:g}s"
-            self._ban(key, pkt, base, "rate_limited", f"limits.{limit.name}", evidence, country, msg)
+            self._ban(
+                key, pkt, base, "rate_limited", f"limits.{limit.name}", evidence, country, msg
+            )
             limit.buckets.forget(key)
             return Decision(DROP_BANNED)
         self._event("rate_limited", Severity.NOTICE, pkt, key, msg, country, f"limits.{limit.name}")
         if limit.verdict.action is Action.REJECT and _answerable(msg):
             retry = b"%d" % limit.buckets.retry_after()
-            return Decision(limit.verdict, _reply(msg, 503, ((b"Retry-After", retry),)), reply_hop(pkt))
+            return Decision(
+                limit.verdict, _reply(msg, 503, ((b"Retry-After", retry),)), reply_hop(pkt)
+            )
         return Decision(Verdict(Action.DROP, Reason.RATE_LIMITED, limit.verdict.rule))
 
     # ---- bans ----------------------------------------------------------------------------------------
@@ -192,7 +197,13 @@ class Engine:
         msg: SipRequest | SipResponse | None,
     ) -> BanIssued:
         issued = self._bans.ban(
-            key, pkt.now, self._policy.policy.bans, base, reason=reason, rule=rule, evidence=evidence
+            key,
+            pkt.now,
+            self._policy.policy.bans,
+            base,
+            reason=reason,
+            rule=rule,
+            evidence=evidence,
         )
         self.effects.append(issued)
         self.effects.append(
@@ -218,7 +229,9 @@ class Engine:
         if parse_ip(ip) is None:
             return f"not an IP address: {ip!r}"
         if ip in self._policy.trusted:
-            return f"{ip} is trusted (trusted networks, the upstream, sipguard itself): never banned"
+            return (
+                f"{ip} is trusted (trusted networks, the upstream, sipguard itself): never banned"
+            )
         key = self._policy.source_key(ip)
         base = duration if duration is not None else self._policy.policy.bans.default
         issued = self._bans.ban(
@@ -268,10 +281,12 @@ class Engine:
         for event_key in [k for k, t in self._recent_events.items() if t < horizon]:
             del self._recent_events[event_key]
 
-    def swap_policy(self, policy: CompiledPolicy) -> None:
+    def swap_policy(self, policy: CompiledPolicy, geo: GeoLookup | None = None) -> None:
         """One assignment between two messages; bans and unchanged limits' counters survive."""
         policy.carry_over(self._policy)
         self._policy = policy
+        if geo is not None:
+            self._geo = geo
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -297,11 +312,19 @@ class Engine:
         if last is not None and pkt.now - last < EVENT_REPEAT_WINDOW:
             return
         if last is None and len(self._recent_events) >= MAX_EVENT_KEYS:
-            del self._recent_events[next(iter(self._recent_events))]
+            self._recent_events.popitem(last=False)
         self._recent_events[seen] = pkt.now
         self.effects.append(
             SecurityEvent(
-                pkt.now, kind, severity, key, pkt.port, country, None, _method(msg), rule,
+                pkt.now,
+                kind,
+                severity,
+                key,
+                pkt.port,
+                country,
+                None,
+                _method(msg),
+                rule,
                 _evidence(msg, country),
             )
         )
@@ -317,7 +340,9 @@ class Engine:
         required = req.get_all(Hdr.PROXY_REQUIRE)
         if required:
             unsupported = b", ".join(required)
-            return self._answer(req, pkt, 420, REJECT_BAD_EXTENSION, ((b"Unsupported", unsupported),))
+            return self._answer(
+                req, pkt, 420, REJECT_BAD_EXTENSION, ((b"Unsupported", unsupported),)
+            )
         return None
 
     def _answer(
@@ -367,7 +392,9 @@ def _evidence(msg: SipRequest | SipResponse, country: str | None) -> str:
 def _kind(msg: SipRequest | SipResponse) -> str:
     if isinstance(msg, SipResponse):
         return "response"
-    return msg.method.name  # a closed set (unknown methods are OTHER): attackers can't grow the counters
+    return (
+        msg.method.name
+    )  # a closed set (unknown methods are OTHER): attackers can't grow the counters
 
 
 def _reply_tag(data: bytes) -> bytes:

@@ -46,7 +46,7 @@ __all__ = [
 GeoLookup = Callable[[str], str | None]
 
 #: Distinct source addresses remembered (FIFO). Sized like the other per-IP tables (core.netset): a
-#: spoofed flood of new addresses costs a recomputation per message, never memory. About 7 MiB full.
+#: spoofed flood of new addresses costs a recomputation per message, never memory. About 8 MiB full.
 DEFAULT_CACHE_SIZE = 65_536
 
 _Net = IPv4Network | IPv6Network

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from sipguard.policy.model import LimitSpec
@@ -38,8 +38,9 @@ class BucketMap:
         self.per_second = spec.rate.per_second
         self.burst = float(spec.burst)
         self._max = max_keys
-        self._buckets: dict[str, Bucket] = {}
-        self._offences: dict[str, deque[float]] = {}
+        # OrderedDict: FIFO eviction in O(1); `del d[next(iter(d))]` on a dict rescans deleted slots
+        self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+        self._offences: OrderedDict[str, deque[float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -48,7 +49,7 @@ class BucketMap:
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self._max:
-                del self._buckets[next(iter(self._buckets))]
+                self._buckets.popitem(last=False)
             bucket = self._buckets[key] = Bucket(self.burst, now)
         return bucket.take(self.per_second, self.burst, now)
 
@@ -64,7 +65,7 @@ class BucketMap:
         stamps = self._offences.get(key)
         if stamps is None:
             if len(self._offences) >= self._max:
-                del self._offences[next(iter(self._offences))]
+                self._offences.popitem(last=False)
             stamps = self._offences[key] = deque(maxlen=limit)
         stamps.append(now)
         window_start = now - self.spec.within

@@ -8,7 +8,7 @@ from collections import Counter
 class Counters:
     """Messages by (side they came from, method or `response`, action, reason), plus socket troubles."""
 
-    __slots__ = ("messages", "send_errors", "socket_errors", "tcp_refused", "tcp_closed_bad_stream")
+    __slots__ = ("messages", "send_errors", "socket_errors", "tcp_closed_bad_stream", "tcp_refused")
 
     def __init__(self) -> None:
         self.messages: Counter[tuple[str, str, str, str]] = Counter()

@@ -16,7 +16,9 @@ from sipguard.engine.effects import BanIssued, BanLifted, Effect
 
 log = logging.getLogger("sipguard.store")
 
-FLUSH_INTERVAL = 0.25  # seconds: a ban reaches the disk well within the 1 s the tests allow a SIGKILL
+FLUSH_INTERVAL = (
+    0.25  # seconds: a ban reaches the disk well within the 1 s the tests allow a SIGKILL
+)
 MAX_BATCH = 5_000  # events per flush; past that a flood's events are shed, bans and lifts never
 MAX_HELD_BANS = 1_000_000  # ban changes held while the store is down (bounded like everything else)
 

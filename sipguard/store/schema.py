@@ -130,9 +130,32 @@ MIGRATIONS: tuple[Migration, ...] = (_V1,)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
-def _pragma_int(conn: sqlite3.Connection, name: str) -> int:
-    row = conn.execute(f"PRAGMA {name}").fetchone()
-    return int(row[0])
+# One statement is one read snapshot: a version, an id and a table count from the same moment
+# (read one by one, another process could commit a migration in between).
+_STATE = (
+    "SELECT (SELECT user_version FROM pragma_user_version),"
+    " (SELECT application_id FROM pragma_application_id),"
+    " (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%')"
+)
+
+
+def _version(conn: sqlite3.Connection, where: str, latest: int) -> int:
+    """The file's `user_version`, after refusing what `migrate` must not touch: a newer store, or
+    another program's database."""
+    version, app_id, tables = conn.execute(_STATE).fetchone()
+    if version > latest:
+        raise SchemaError(
+            f"{where}: store schema version {version} is newer than this sipguard knows "
+            f"({latest}); run a sipguard at least as new as the one that wrote it, or point "
+            "`storage:` at another file"
+        )
+    if app_id not in (0, APPLICATION_ID):
+        raise SchemaError(f"{where}: not a sipguard store (application_id {app_id:#010x})")
+    if version == 0 and tables:
+        raise SchemaError(
+            f"{where}: not a sipguard store (user_version 0, but it has {tables} table(s))"
+        )
+    return int(version)
 
 
 def _check_steps(steps: Sequence[Migration]) -> None:
@@ -140,27 +163,6 @@ def _check_steps(steps: Sequence[Migration]) -> None:
         if step.version != number:
             raise ValueError(
                 f"migration steps must be numbered 1, 2, 3, ...: got {step.version} at {number}"
-            )
-
-
-def _check_file(conn: sqlite3.Connection, version: int, latest: int, where: str) -> None:
-    """Refuse what `migrate` must not touch: a newer store, or another program's database."""
-    if version > latest:
-        raise SchemaError(
-            f"{where}: store schema version {version} is newer than this sipguard knows "
-            f"({latest}); run a sipguard at least as new as the one that wrote it, or point "
-            "`storage:` at another file"
-        )
-    app_id = _pragma_int(conn, "application_id")
-    if app_id not in (0, APPLICATION_ID):
-        raise SchemaError(f"{where}: not a sipguard store (application_id {app_id:#010x})")
-    if version == 0:
-        tables = conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        ).fetchone()[0]
-        if tables:
-            raise SchemaError(
-                f"{where}: not a sipguard store (user_version 0, but it has {tables} table(s))"
             )
 
 
@@ -182,15 +184,13 @@ def migrate(
     """
     _check_steps(steps)
     latest = steps[-1].version if steps else 0
-    before = _pragma_int(conn, "user_version")
-    _check_file(conn, before, latest, where)
+    before = _version(conn, where, latest)
     if before == latest:
         return before
     for step in steps[before:]:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            current = _pragma_int(conn, "user_version")
-            _check_file(conn, current, latest, where)
+            current = _version(conn, where, latest)
             if current < step.version:
                 for statement in step.statements:
                     conn.execute(statement)

@@ -131,9 +131,26 @@ _Row = tuple[Any, ...]
 _Work = tuple[str, list[_Row]]  # a statement and the rows for its executemany
 
 
+# Primary result codes of trouble that can heal with time or an admin: locked or busy past the
+# timeout, out of memory, read-only, I/O error, disk full, cannot open, lock protocol.
+_TRANSIENT: Final = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
 def _wrap(what: str, exc: BaseException) -> StoreError:
-    """One error type out of the store; `retryable` when it may heal (full, locked, I/O, RO)."""
-    return StoreError(f"{what}: {exc}", retryable=isinstance(exc, sqlite3.OperationalError))
+    """One error type out of the store; `retryable` when it may heal (see `_TRANSIENT`)."""
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.Error) else None
+    return StoreError(f"{what}: {exc}", retryable=code is not None and (code & 0xFF) in _TRANSIENT)
 
 
 # Errors that become StoreError: sqlite3's own, aiosqlite's "Connection closed" (ValueError), text
@@ -150,12 +167,29 @@ def _prepare(path: Path, now: float, busy_timeout: float) -> None:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE))
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     try:
-        migrate(conn, now=now, where=str(path))
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(f"{path}: cannot use WAL journal mode (got {mode!r})")
+        migrate(conn, now=now, where=str(path))  # refuses a foreign or newer file untouched
+        _use_wal(conn, path, busy_timeout)
     finally:
         conn.close()
+
+
+def _use_wal(conn: sqlite3.Connection, path: Path, busy_timeout: float) -> None:
+    """Switch the file to WAL (persistent: done once per file). The switch needs the file to
+    itself and SQLite does not wait for that, so retry until `busy_timeout` when several
+    processes open a fresh file at once."""
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout
+    mode: object = None
+    while mode is None:
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)  # in the worker thread of `Store.open`, never on the loop
+    if str(mode).lower() != "wal":
+        raise StoreError(f"{path}: cannot use the WAL journal mode (got {mode!r})")
 
 
 class Store:

@@ -37,13 +37,17 @@ def pkt(ip: str, now: float = 1000.0, port: int = 5060) -> Packet:
     return Packet(ip, port, UDP, Side.OUTSIDE, now)
 
 
-def request(method: bytes = b"REGISTER", ua: bytes = b"Yealink SIP-T46S", user: bytes = b"100") -> bytes:
+def request(
+    method: bytes = b"REGISTER", ua: bytes = b"Yealink SIP-T46S", user: bytes = b"100"
+) -> bytes:
     return (
         b"%s sip:pbx.example.com SIP/2.0\r\n" % method
         + b"Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK%s\r\n" % user
         + b"Max-Forwards: 70\r\nFrom: <sip:%s@pbx.example.com>;tag=a\r\n" % user
         + b"To: <sip:%s@pbx.example.com>\r\nCall-ID: c-%s\r\nCSeq: 1 %s\r\n" % (user, user, method)
-        + b"User-Agent: " + ua + b"\r\nContent-Length: 0\r\n\r\n"
+        + b"User-Agent: "
+        + ua
+        + b"\r\nContent-Length: 0\r\n\r\n"
     )
 
 
@@ -54,7 +58,9 @@ def bans(engine: Engine) -> list[BanIssued]:
 def test_a_banned_source_is_dropped_before_parsing_until_the_ban_ends() -> None:
     eng = make_engine()
     eng.ban("203.0.113.9", 1000.0, 60.0, "test", "cli")
-    assert eng.handle(b"\x00 not even SIP", pkt("203.0.113.9", 1001.0)).verdict.reason is Reason.BANNED
+    assert (
+        eng.handle(b"\x00 not even SIP", pkt("203.0.113.9", 1001.0)).verdict.reason is Reason.BANNED
+    )
     assert eng.handle(request(), pkt("203.0.113.9", 1059.9)).verdict.reason is Reason.BANNED
     after = eng.handle(request(), pkt("203.0.113.9", 1060.0))
     assert after.verdict.action is Action.FORWARD
@@ -128,13 +134,19 @@ def test_the_upstream_and_own_addresses_are_trusted_when_compiled_with_them() ->
     from ipaddress import ip_network
 
     policy = compile_policy(load_policy_text(BASE), [ip_network("10.0.0.5/32")])
-    eng = Engine(Router([Address(UDP, "198.18.0.1", 5060)], Address(UDP, "10.0.0.1", 5070), PBX), policy)
+    eng = Engine(
+        Router([Address(UDP, "198.18.0.1", 5060)], Address(UDP, "10.0.0.1", 5070), PBX), policy
+    )
     assert isinstance(eng.ban("10.0.0.5", 0.0, None, "x", "cli"), str)
 
 
 def test_a_register_flood_is_cut_to_the_rate_then_banned() -> None:
-    eng = make_engine("limits:\n  REGISTER: {rate: 60/min, burst: 5, ban_after: 10, within: 1m, ban: 10m}\n")
-    verdicts = [eng.handle(request(), pkt("203.0.113.9", 1000.0 + i * 0.01)).verdict for i in range(30)]
+    eng = make_engine(
+        "limits:\n  REGISTER: {rate: 60/min, burst: 5, ban_after: 10, within: 1m, ban: 10m}\n"
+    )
+    verdicts = [
+        eng.handle(request(), pkt("203.0.113.9", 1000.0 + i * 0.01)).verdict for i in range(30)
+    ]
     forwarded = sum(v.action is Action.FORWARD for v in verdicts)
     assert forwarded == 5  # the burst; 0.3 s at 1/s refills nothing
     assert [v.reason for v in verdicts[5:15]] == [Reason.RATE_LIMITED] * 9 + [Reason.BANNED]
@@ -158,7 +170,8 @@ def test_reject_mode_answers_503_with_retry_after_but_never_an_ack() -> None:
 def test_ipv6_sources_share_one_bucket_and_one_ban_per_prefix() -> None:
     eng = make_engine("limits:\n  REGISTER: {rate: 1/min, burst: 2, ban_after: 2}\n")
     verdicts = [
-        eng.handle(request(), pkt(f"2001:db8:1:2::{i:x}", 1000.0)).verdict.reason for i in range(1, 6)
+        eng.handle(request(), pkt(f"2001:db8:1:2::{i:x}", 1000.0)).verdict.reason
+        for i in range(1, 6)
     ]
     assert verdicts == [Reason.OK, Reason.OK, Reason.RATE_LIMITED, Reason.BANNED, Reason.BANNED]
     assert bans(eng)[0].ip == "2001:db8:1:2::/64"
@@ -178,7 +191,9 @@ def test_a_reload_keeps_bans_and_the_counters_of_unchanged_limits() -> None:
     eng = make_engine(extra)
     eng.ban("203.0.113.50", 0.0, 3600.0, "x", "cli")
     assert eng.handle(request(), pkt("198.51.100.7", 1.0)).verdict.action is Action.FORWARD
-    eng.swap_policy(compile_policy(load_policy_text(BASE + extra + "rules:\n  - {name: a, action: allow}\n")))
+    eng.swap_policy(
+        compile_policy(load_policy_text(BASE + extra + "rules:\n  - {name: a, action: allow}\n"))
+    )
     assert eng.handle(request(), pkt("198.51.100.7", 2.0)).verdict.reason is Reason.RATE_LIMITED
     assert eng.handle(request(), pkt("203.0.113.50", 3.0)).verdict.reason is Reason.BANNED
 

@@ -23,7 +23,9 @@ PHONE = ("203.0.113.7", 40000)
 
 
 def engine(upstream: Address = PBX) -> Engine:
-    policy = load_policy_text(f"upstream: {upstream.transport.value}://{upstream.host}:{upstream.port}")
+    policy = load_policy_text(
+        f"upstream: {upstream.transport.value}://{upstream.host}:{upstream.port}"
+    )
     return Engine(Router([OUTSIDE, OUTSIDE_TCP], INSIDE, upstream), compile_policy(policy))
 
 

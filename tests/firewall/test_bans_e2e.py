@@ -31,7 +31,8 @@ limits:
 def register(n: int, port: int) -> bytes:
     return (
         b"REGISTER sip:pbx.example.com SIP/2.0\r\n"
-        b"Via: SIP/2.0/UDP 127.0.0.9:%d;branch=z9hG4bKreg%d;rport\r\n" % (port, n)
+        b"Via: SIP/2.0/UDP 127.0.0.9:%d;branch=z9hG4bKreg%d;rport\r\n"
+        % (port, n)
         + b"Max-Forwards: 70\r\nFrom: <sip:100@pbx.example.com>;tag=r%d\r\n" % n
         + b"To: <sip:100@pbx.example.com>\r\nCall-ID: reg-%d@test\r\nCSeq: %d REGISTER\r\n" % (n, n)
         + b"Contact: <sip:100@127.0.0.9:%d>\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n" % port
@@ -81,7 +82,9 @@ def test_a_register_flood_is_cut_to_the_rate_then_banned(policy: Path, pbx: UdpP
         guard = daemon.outside("udp")
         for n in range(30):
             attacker.send(register(n, attacker.port), guard)
-        assert wait_until(lambda: "127.0.0.2" in json.dumps(json.loads(cli(policy, "bans", "--json").stdout)))
+        assert wait_until(
+            lambda: "127.0.0.2" in json.dumps(json.loads(cli(policy, "bans", "--json").stdout))
+        )
         forwarded = pbx.drain(0.3)
         assert len(forwarded) == 5  # the burst, then the limit, then the ban
         assert not passes(attacker, pbx, guard, 100)

@@ -24,7 +24,8 @@ DENY_CLIENT = "rules:\n  - {name: deny-five, match: {network: [127.0.0.5/32]}, a
 def options(n: int, port: int) -> bytes:
     return (
         b"OPTIONS sip:pbx.example.com SIP/2.0\r\n"
-        b"Via: SIP/2.0/UDP 127.0.0.5:%d;branch=z9hG4bKopt%d\r\n" % (port, n)
+        b"Via: SIP/2.0/UDP 127.0.0.5:%d;branch=z9hG4bKopt%d\r\n"
+        % (port, n)
         + b"Max-Forwards: 70\r\nFrom: <sip:mon@pbx.example.com>;tag=o%d\r\n" % n
         + b"To: <sip:pbx.example.com>\r\nCall-ID: opt-%d@test\r\nCSeq: 1 OPTIONS\r\n" % n
         + b"Content-Length: 0\r\n\r\n"
@@ -82,7 +83,9 @@ def test_sighup_and_file_edits_reload_and_a_broken_edit_changes_nothing(tmp_path
 def test_a_reload_does_not_drop_a_call_in_progress(tmp_path: Path, sipp_bin: str) -> None:
     with start(tmp_path, SippConfig(scenario="uas_call.xml", label="uas"), binary=sipp_bin) as uas:
         policy = tmp_path / "policy.yaml"
-        base = policy_text(f"udp://{uas.address[0]}:{uas.address[1]}", listen=("udp://127.0.0.1:0",))
+        base = policy_text(
+            f"udp://{uas.address[0]}:{uas.address[1]}", listen=("udp://127.0.0.1:0",)
+        )
         policy.write_text(base)
         daemon = Daemon(policy)
         try:

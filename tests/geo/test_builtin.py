@@ -27,7 +27,10 @@ TODAY = datetime.date(2026, 11, 29)
         ("2001:67c:2e8::1", "NL"),  # 2001:67c:2e8::/48 RIPE NCC
         ("8.8.8.8", "US"),  # Google, ARIN
         ("2001:4860:4860::8888", "US"),
-        ("1.1.1.1", "AU"),  # 1.1.1.0/24 is registered to APNIC Research (AU), not to Cloudflare (US)
+        (
+            "1.1.1.1",
+            "AU",
+        ),  # 1.1.1.0/24 is registered to APNIC Research (AU), not to Cloudflare (US)
         ("202.12.28.1", "AU"),  # APNIC's own block
         ("1.0.16.1", "JP"),
     ],

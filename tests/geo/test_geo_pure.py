@@ -21,7 +21,7 @@ from sipguard.engine.geo import (
 
 
 class FakeDatabase:
-    """Answers GB for everything, XX for 203.0.113.x (which `is_special` hides), and records calls."""
+    """GB for most, None for 5.5.x.x, XX for 203.0.113.x (hidden as special); records calls."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -146,7 +146,8 @@ def test_ipv4_mapped_is_the_ipv4_address_everywhere() -> None:
 
 
 @pytest.mark.parametrize(
-    "junk", ["", "bogus", "1.2.3", "1.2.3.4.5", "1.2.3.256", "01.2.3.4", " 1.2.3.4", "１.2.3.4", ":::"]
+    "junk",
+    ["", "bogus", "1.2.3", "1.2.3.4.5", "1.2.3.256", "01.2.3.4", " 1.2.3.4", "\uff11.2.3.4", ":::"],
 )
 def test_junk_is_invalid_and_never_reaches_the_database(junk: str) -> None:
     db = FakeDatabase()

@@ -28,7 +28,10 @@ class UdpPeer:
         self.sock.settimeout(timeout)
         try:
             data, addr = self.sock.recvfrom(65535)
-        except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout 0 means "only what is there"
+        except (
+            TimeoutError,
+            BlockingIOError,
+        ):  # BlockingIOError: timeout 0 means "only what is there"
             return None
         return data, (addr[0], addr[1])
 
@@ -59,8 +62,10 @@ def answer(request: bytes, status: int = 200, reason: bytes = b"OK", extra: byte
         b"Call-ID: " + msg.call_id(),
         b"CSeq: %d %s" % (number, method),
     ]
-    return vias.join((head[0] + b"\r\n", b"\r\n".join(head[1:]) + b"\r\n")) + extra + (
-        b"Content-Length: 0\r\n\r\n"
+    return (
+        vias.join((head[0] + b"\r\n", b"\r\n".join(head[1:]) + b"\r\n"))
+        + extra
+        + (b"Content-Length: 0\r\n\r\n")
     )
 
 
@@ -72,4 +77,3 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
-

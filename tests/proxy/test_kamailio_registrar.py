@@ -21,7 +21,9 @@ NAT_CONTACT = ("127.0.0.254", 9)
 def test_digest_register_through_sipguard(
     tmp_path: Path, sipp_bin: str, kamailio_pbx: KamailioProcess
 ) -> None:
-    with running_guard(policy_text(f"udp://{kamailio_pbx.host}:{kamailio_pbx.port}"), tmp_path) as guard:
+    with running_guard(
+        policy_text(f"udp://{kamailio_pbx.host}:{kamailio_pbx.port}"), tmp_path
+    ) as guard:
         result = run(
             tmp_path,
             SippConfig(
@@ -51,7 +53,9 @@ def test_pbx_reaches_a_natted_phone_only_through_sipguard(
     tmp_path: Path, sipp_bin: str, kamailio_pbx: KamailioProcess, phone_transport: Transport
 ) -> None:
     calls = 5
-    with running_guard(policy_text(f"udp://{kamailio_pbx.host}:{kamailio_pbx.port}"), tmp_path) as guard:
+    with running_guard(
+        policy_text(f"udp://{kamailio_pbx.host}:{kamailio_pbx.port}"), tmp_path
+    ) as guard:
         outside = guard.outside("tcp" if phone_transport == "t1" else "udp")
         with start_registered_uas(
             tmp_path,
@@ -81,7 +85,10 @@ def test_pbx_reaches_a_natted_phone_only_through_sipguard(
             phone.wait_answered(calls, deadline_s=10)
         # the PBX's INVITEs arrived on sipguard's inside face and left toward the real phone
         assert guard.count("inside", "INVITE", "forward") == calls
-        assert guard.count("inside", "BYE", "forward") + guard.count("outside", "BYE", "forward") >= calls
+        assert (
+            guard.count("inside", "BYE", "forward") + guard.count("outside", "BYE", "forward")
+            >= calls
+        )
     relayed = kamailio_pbx.log_lines("RELAY INVITE")
     assert len(relayed) == calls
     assert all(";sgalias=" in line for line in relayed)

@@ -14,11 +14,14 @@ from tests.proxy.stub import UdpPeer, answer
 pytestmark = pytest.mark.integration
 
 
-def invite(uri: bytes = b"sip:bob@example.com", extra: bytes = b"", max_forwards: int = 70) -> bytes:
+def invite(
+    uri: bytes = b"sip:bob@example.com", extra: bytes = b"", max_forwards: int = 70
+) -> bytes:
     return (
         b"INVITE " + uri + b" SIP/2.0\r\n"
         b"Via: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bK-relay-1;rport\r\n"
-        b"Max-Forwards: %d\r\n" % max_forwards
+        b"Max-Forwards: %d\r\n"
+        % max_forwards
         + b"From: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n"
         b"Call-ID: relay-test-1\r\nCSeq: 1 INVITE\r\n"
         b"Contact: <sip:alice@192.168.1.20:5060>\r\n" + extra + b"Content-Length: 0\r\n\r\n"
@@ -83,9 +86,9 @@ def test_call_setup_and_response_routing_through_the_running_proxy(
     forwarded, inside_addr = got
     msg = parse_message(forwarded)
     assert isinstance(msg, SipRequest)
-    assert msg.get_all(Hdr.X_SIPGUARD_SOURCE) == [
-        b"127.0.0.1:%d;transport=udp" % phone.port
-    ], "the real source replaces anything the client claimed"
+    assert msg.get_all(Hdr.X_SIPGUARD_SOURCE) == [b"127.0.0.1:%d;transport=udp" % phone.port], (
+        "the real source replaces anything the client claimed"
+    )
     pbx.send(answer(forwarded, 180, b"Ringing"), inside_addr)
     reply = phone.recv()
     assert reply is not None and reply[0].startswith(b"SIP/2.0 180 ")

@@ -4,7 +4,6 @@ forwarded to the upstream, answered statelessly, or dropped; and the proxy still
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +19,9 @@ QUIET = 0.3  # seconds of silence that count as "dropped": a loopback round trip
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GuardHandle, UdpPeer, UdpPeer]]:
+def setup(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GuardHandle, UdpPeer, UdpPeer]]:
     assert checksum_problems(torture_dir()) == []
     pbx, phone = UdpPeer(), UdpPeer()
     with running_guard(policy_text(pbx.url), tmp_path_factory.mktemp("torture")) as guard:
@@ -48,7 +49,9 @@ def test_torture_message_verdict(name: str, setup: tuple[GuardHandle, UdpPeer, U
     expected = PROXY_OUTCOME[name]
     is_response = data.startswith(b"SIP/2.0 ")
     if is_response and expected == "forward":
-        pbx.send(_as_response_to_us(data, guard, phone), (guard.info.inside.host, guard.info.inside.port))
+        pbx.send(
+            _as_response_to_us(data, guard, phone), (guard.info.inside.host, guard.info.inside.port)
+        )
         got = phone.recv()
         assert got is not None, f"{name}: the response did not come out"
         assert got[0].split(b"\r\n", 1)[0] == data.split(b"\r\n", 1)[0]  # status line untouched
@@ -60,7 +63,10 @@ def test_torture_message_verdict(name: str, setup: tuple[GuardHandle, UdpPeer, U
         forwarded = parse_message(got[0], strict=True)
         original = parse_message(data)
         assert isinstance(forwarded, SipRequest) and isinstance(original, SipRequest)
-        assert (forwarded.method_raw, forwarded.call_id()) == (original.method_raw, original.call_id())
+        assert (forwarded.method_raw, forwarded.call_id()) == (
+            original.method_raw,
+            original.call_id(),
+        )
         assert forwarded.body == original.body
         assert len(forwarded.vias()) == len(original.vias()) + 1
         if name == "dblreq.sip":
@@ -76,7 +82,9 @@ def test_torture_message_verdict(name: str, setup: tuple[GuardHandle, UdpPeer, U
         assert pbx.recv(0.05) is None, f"{name}: forwarded as well"  # sent before the answer
 
 
-def test_the_proxy_still_serves_after_all_torture(setup: tuple[GuardHandle, UdpPeer, UdpPeer]) -> None:
+def test_the_proxy_still_serves_after_all_torture(
+    setup: tuple[GuardHandle, UdpPeer, UdpPeer],
+) -> None:
     guard, pbx, phone = setup
     pbx.drain(0.0)
     invite = (

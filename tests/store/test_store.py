@@ -19,6 +19,7 @@ from sipguard.store import (
     EventRecord,
     ReloadRecord,
     SchemaError,
+    Storable,
     Store,
     StoreError,
 )
@@ -27,16 +28,24 @@ from sipguard.store.schema import APPLICATION_ID, MIGRATIONS, Migration, migrate
 T0 = 1_700_000_000.0
 
 
-def ban(ip: str, at: float = T0, for_: float = 600.0, **kw: object) -> BanIssued:
+def ban(
+    ip: str,
+    at: float = T0,
+    for_: float = 600.0,
+    *,
+    reason: str = "rate_limited",
+    offences: int = 1,
+    actor: str = "engine",
+) -> BanIssued:
     return BanIssued(
         ip=ip,
         issued_at=at,
         until=at + for_,
-        reason=str(kw.get("reason", "rate_limited")),
-        rule=str(kw.get("rule", "limits.REGISTER")),
-        evidence=str(kw.get("evidence", "12 REGISTER/60s")),
-        offences=int(kw.get("offences", 1)),  # type: ignore[call-overload]
-        actor=str(kw.get("actor", "engine")),
+        reason=reason,
+        rule="limits.REGISTER",
+        evidence="12 REGISTER/60s",
+        offences=offences,
+        actor=actor,
     )
 
 
@@ -188,8 +197,8 @@ def test_a_v1_file_is_upgraded_in_place(tmp_path: Path) -> None:
     conn = raw(path)
     assert migrate(conn, now=T0, steps=MIGRATIONS[:1]) == 0
     conn.execute(
-        "INSERT INTO bans (ip, issued_at, until, reason, actor) VALUES ('198.51.100.9', ?, ?, 'r', 'e')",
-        (T0, T0 + 60),
+        "INSERT INTO bans (ip, issued_at, until, reason, actor) VALUES (?, ?, ?, 'r', 'e')",
+        ("198.51.100.9", T0, T0 + 60),
     )
     assert migrate(conn, now=T0 + 1, steps=MIGRATIONS[:1]) == 1  # current: nothing to do
     assert migrate(conn, now=T0 + 2, steps=(*MIGRATIONS[:1], v2_step())) == 1
@@ -239,7 +248,7 @@ async def test_a_store_newer_than_the_code_after_an_upgrade_is_refused(tmp_path:
 @pytest.mark.asyncio
 async def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
     path = tmp_path / "fresh" / "s.db"
-    stores = await asyncio.gather(*(Store.open(path) for _ in range(4)))
+    stores = await asyncio.gather(*(Store.open(path) for _ in range(6)))
     try:
         for store in stores:
             assert await store.schema_version() == SCHEMA_VERSION
@@ -335,7 +344,9 @@ async def test_a_batch_is_all_or_nothing(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_concurrent_writes_on_one_store_are_serialised(tmp_path: Path) -> None:
     async with await Store.open(tmp_path / "s.db") as store:
-        batches = [[event(T0 + i), ban(f"198.51.100.{i}", at=T0 + i)] for i in range(20)]
+        batches: list[list[Storable]] = [
+            [event(T0 + i), ban(f"198.51.100.{i}", at=T0 + i)] for i in range(20)
+        ]
         await asyncio.gather(*(store.write(b) for b in batches))
         assert len(await store.events(0)) == 20
         assert len(await store.active_bans(T0)) == 20
@@ -470,6 +481,7 @@ async def test_reload_audit_trail(tmp_path: Path) -> None:
                 summary="",
             )
         assert isinstance(err.value.__cause__, sqlite3.IntegrityError)
+        assert not err.value.retryable
     async with await Store.open(path) as store:
         assert await store.reloads(T0 + 1) == [
             ReloadRecord(
@@ -550,8 +562,8 @@ async def test_readers_are_not_blocked_by_a_writer_in_a_transaction(tmp_path: Pa
 # -- the error contract of write -----------------------------------------------------------------
 
 
-def big_batch(n: int) -> list[BanIssued | BanLifted | SecurityEvent]:
-    batch: list[BanIssued | BanLifted | SecurityEvent] = [event(T0 + i) for i in range(n)]
+def big_batch(n: int) -> list[Storable]:
+    batch: list[Storable] = [event(T0 + i) for i in range(n)]
     batch += [ban(f"198.51.100.{i}") for i in range(50)]
     batch.append(BanLifted("198.51.100.0", at=T0 + 1, why="manual"))
     return batch
@@ -570,7 +582,7 @@ async def test_a_full_disk_fails_the_batch_whole_and_a_retry_writes_it_once(
 ) -> None:
     async with await Store.open(tmp_path / "s.db") as store:
         db = store._conn()
-        pages = list(await db.execute_fetchall("PRAGMA page_count"))[0][0]
+        [(pages,)] = await db.execute_fetchall("PRAGMA page_count")
         await db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full now
         batch = big_batch(2000)
         with pytest.raises(StoreError, match="full") as err:
@@ -617,3 +629,20 @@ async def test_a_connection_closed_under_the_store_fails_and_a_new_store_takes_t
     async with await Store.open(path) as again:
         await again.write(batch)
         await assert_written_once(again, 100)
+
+
+@pytest.mark.asyncio
+async def test_a_read_only_database_fails_the_batch_and_a_retry_writes_it_once(
+    tmp_path: Path,
+) -> None:
+    async with await Store.open(tmp_path / "s.db") as store:
+        db = store._conn()
+        await db.execute("PRAGMA query_only = ON")  # the file went read-only
+        batch = big_batch(100)
+        with pytest.raises(StoreError, match="readonly") as err:
+            await store.write(batch)
+        assert err.value.retryable
+        assert await store.active_bans(T0) == []  # reads still work
+        await db.execute("PRAGMA query_only = OFF")
+        await store.write(batch)
+        await assert_written_once(store, 100)

@@ -1,0 +1,250 @@
+"""``python -m bench [--quick] [scenario ...]``: run benchmarks, print Markdown, write JSON.
+
+Scenarios: ``throughput`` and ``latency`` (the call benchmark, bench/calls.py), ``parse`` (the
+parser micro-benchmark, bench/micro_parse.py, when that module exists), ``profile`` (sipguard
+under cProfile; only when named). ``calls`` means throughput + latency; no scenario means
+throughput, latency and parse. The raw results go to ``bench/results/<UTC timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import calls
+
+SCENARIOS = ("throughput", "latency", "parse", "profile")
+DEFAULT = ("throughput", "latency", "parse")
+ALIASES = {"calls": ("throughput", "latency"), "all": SCENARIOS}
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+CALL_SCENARIOS = frozenset({"throughput", "latency", "profile"})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        chosen = _expand(args.scenario or DEFAULT)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    config = calls.QUICK if args.quick else calls.FULL
+    if args.rates:
+        config = _with_rates(config, args.rates)
+    results_dir: Path = args.results_dir
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report: dict[str, Any] = {
+        "schema": 1,
+        "started_utc": stamp,
+        "quick": args.quick,
+        "command": " ".join(getattr(sys, "orig_argv", sys.argv)),
+        "scenarios_run": list(chosen),
+        "config": dataclasses.asdict(config),
+        "machine": machine(),
+        "scenarios": {},
+    }
+    began = time.monotonic()
+    needs_sipp = any(name in CALL_SCENARIOS for name in chosen)
+    sipp = calls.find_sipp()
+    if needs_sipp and sipp is None:
+        print("bench: sipp not found (apt-get install -y sip-tester)", file=sys.stderr)
+        return 2
+    work_root = Path(tempfile.mkdtemp(prefix=f"sipguard-bench-{stamp}-"))
+    try:
+        for name in chosen:
+            print(f"== {name}", file=sys.stderr, flush=True)
+            if name == "parse":
+                report["scenarios"]["parse"] = _run_parse()
+                continue
+            assert sipp is not None
+            bench = calls.Bench(work_root / name, sipp)
+            if name == "throughput":
+                report["scenarios"][name] = calls.throughput(bench, config)
+            elif name == "latency":
+                report["scenarios"][name] = calls.latency(bench, config)
+            else:
+                prof = results_dir / f"{stamp}-sipguard.prof"
+                report["scenarios"][name] = calls.profile(bench, config, prof)
+    finally:
+        if args.keep_work:
+            print(f"bench: SIPp and sipguard files kept in {work_root}", file=sys.stderr)
+        else:
+            shutil.rmtree(work_root, ignore_errors=True)
+    report["elapsed_s"] = time.monotonic() - began
+    report["goals"] = calls.goals(report["scenarios"])
+    out = results_dir / f"{stamp}.json"
+    out.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    print(render(report))
+    print(f"\nraw results: {out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "scenario",
+        nargs="*",
+        help=f"any of {', '.join(SCENARIOS)}, calls, all (default: {' '.join(DEFAULT)})",
+    )
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (under 30 s)")
+    parser.add_argument(
+        "--rates",
+        type=_rates,
+        default=None,
+        help="step-up rates in calls/s, comma separated (default: see bench/README.md)",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where the JSON (and the .prof of `profile`) go (default: bench/results)",
+    )
+    parser.add_argument(
+        "--keep-work", action="store_true", help="keep SIPp's and sipguard's files (a temp dir)"
+    )
+    return parser
+
+
+def _rates(text: str) -> tuple[int, ...]:
+    try:
+        rates = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("rates are whole calls/s, e.g. 250,500,1000") from None
+    if not rates or any(r <= 0 for r in rates):
+        raise argparse.ArgumentTypeError("rates must be positive")
+    return rates
+
+
+def _with_rates(config: calls.CallsConfig, rates: tuple[int, ...]) -> calls.CallsConfig:
+    return dataclasses.replace(config, rates=rates)
+
+
+def _expand(names: Sequence[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for name in names:
+        for item in ALIASES.get(name, (name,)):
+            if item not in SCENARIOS:
+                raise ValueError(f"unknown scenario {item!r} (known: {', '.join(SCENARIOS)})")
+            if item not in out:
+                out.append(item)
+    return tuple(out)
+
+
+def _run_parse() -> dict[str, Any]:
+    """bench/micro_parse.py's ``main()`` (another module, imported only when asked for)."""
+    try:
+        module = importlib.import_module("bench.micro_parse")
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench.micro_parse":
+            raise
+        return {"skipped": "bench/micro_parse.py is not there"}
+    result: object = module.main()
+    if not isinstance(result, dict):
+        return {"error": f"micro_parse.main() returned {type(result).__name__}"}
+    return {str(key): value for key, value in result.items()}
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "nproc": _nproc(),
+        "cpu_model": cpu_model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+    }
+    for package in ("uvloop", "sipguard"):
+        try:
+            info[package] = str(importlib.import_module(package).__version__)
+        except (ImportError, AttributeError):
+            info[package] = None
+    info["sipp"] = _sipp_version()
+    return info
+
+
+def _nproc() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _sipp_version() -> str | None:
+    sipp = calls.find_sipp()
+    if sipp is None:
+        return None
+    try:
+        done = subprocess.run([sipp, "-v"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"SIPp v(\S+)", done.stdout + done.stderr)
+    return found.group(1).rstrip(".") if found else None
+
+
+def render(report: dict[str, Any]) -> str:
+    """The whole report as Markdown."""
+    m = report["machine"]
+    out = [
+        f"## sipguard bench {report['started_utc']}{' (quick)' if report['quick'] else ''}",
+        "",
+        f"* machine: {m['nproc']} CPUs ({m['cpu_model']}), Linux {m['kernel']};"
+        f" Python {m['python']}, uvloop {m['uvloop']}, SIPp {m['sipp']}, sipguard {m['sipguard']}",
+        f"* command: `{report['command']}`",
+        "* SIPp UAC, SIPp UAS and sipguard (one process) share these CPUs: on 2 cores the"
+        " numbers are a floor, not sipguard alone.",
+        f"* elapsed: {report['elapsed_s']:.0f} s",
+        "",
+    ]
+    scenarios = report["scenarios"]
+    out.append(calls.markdown(scenarios))
+    parse = scenarios.get("parse")
+    if parse is not None:
+        out += ["### Parser micro-benchmark (bench/micro_parse.py)", ""]
+        out += _dict_table(parse)
+    return "\n".join(out)
+
+
+def _dict_table(data: dict[str, Any]) -> list[str]:
+    rows = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if not rows:
+        return [f"* {k}: {v}" for k, v in data.items()] + [""]
+    columns: list[str] = []
+    for row in rows.values():
+        columns += [c for c in row if c not in columns]
+    out = [
+        "| kind | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for name, row in rows.items():
+        cells = [
+            f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, ""))
+            for c in columns
+        ]
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
