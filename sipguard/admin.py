@@ -15,6 +15,7 @@ from typing import Any
 from sipguard.core.netset import SourceKeys
 from sipguard.engine.effects import BanIssued, BanLifted
 from sipguard.io import control
+from sipguard.io.geoip import GeoDatabaseError, describe_ips
 from sipguard.policy import Policy, format_duration
 from sipguard.store import Store
 
@@ -94,6 +95,26 @@ def events(policy: Policy, since: float) -> Answer:
         for r in records
     ]
     return Answer(True, "\n".join(lines) if lines else "no events", rows)
+
+
+def geo(policy: Policy, ips: list[str]) -> Answer:
+    today = datetime.now(UTC).date()
+    try:
+        rows = describe_ips(policy.geo, ips, today)
+    except GeoDatabaseError as exc:
+        return Answer(False, f"geo.database {policy.geo.database}: {exc}")
+    lines = []
+    for row in rows:
+        if row.error is not None:
+            lines.append(f"{row.ip:<39} error: {row.error}")
+            continue
+        built = f"built {row.built}, {row.age_days} days old" if row.built else "build date unknown"
+        stale = "  STALE (older than geo.max_age_days)" if row.stale else ""
+        lines.append(
+            f"{row.ip:<39} {row.country or '--'}  from {row.source:<8} ({row.database}; {built}){stale}"
+        )
+    data = [asdict(row) | {"built": str(row.built) if row.built else None} for row in rows]
+    return Answer(all(r.error is None for r in rows), "\n".join(lines), data)
 
 
 def _ban_offline(policy: Policy, ip: str, seconds: float | None, reason: str, who: str) -> Answer:

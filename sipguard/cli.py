@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--since", default="1h", help="how far back, e.g. 15m, 1h, 7d (default 1h)")
     events.add_argument("--json", action="store_true", help="print JSON")
     events.set_defaults(func=_events)
+    geo = verb("geo", "the country of addresses, where the answer came from, and the data's age")
+    geo.add_argument("ips", nargs="+", metavar="IP")
+    geo.add_argument("--json", action="store_true", help="print JSON")
+    geo.set_defaults(func=_geo)
     return parser
 
 
@@ -142,6 +146,10 @@ def _unban(args: argparse.Namespace) -> int:
 def _events(args: argparse.Namespace) -> int:
     since = _duration(args.since) or 3600.0
     return _admin(args, lambda p: admin.events(p, since))
+
+
+def _geo(args: argparse.Namespace) -> int:
+    return _admin(args, lambda p: admin.geo(p, args.ips))
 
 
 def _run(args: argparse.Namespace) -> int:
