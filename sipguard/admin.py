@@ -1,5 +1,7 @@
-"""The admin verbs behind `sipguard bans|ban|unban|events`: talk to the running sipguard over its control
-socket, or work on the store directly when it is stopped (so a ban set while it is down still holds)."""
+"""The admin verbs behind `sipguard bans|ban|unban|events|geo`.
+
+They talk to the running sipguard over its control socket, or work on the store directly when it is
+stopped (so a ban set while it is down still holds when it starts)."""
 
 from __future__ import annotations
 
@@ -111,7 +113,8 @@ def geo(policy: Policy, ips: list[str]) -> Answer:
         built = f"built {row.built}, {row.age_days} days old" if row.built else "build date unknown"
         stale = "  STALE (older than geo.max_age_days)" if row.stale else ""
         lines.append(
-            f"{row.ip:<39} {row.country or '--'}  from {row.source:<8} ({row.database}; {built}){stale}"
+            f"{row.ip:<39} {row.country or '--'}  from {row.source:<8} "
+            f"({row.database}; {built}){stale}"
         )
     data = [asdict(row) | {"built": str(row.built) if row.built else None} for row in rows]
     return Answer(all(r.error is None for r in rows), "\n".join(lines), data)

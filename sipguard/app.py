@@ -1,4 +1,5 @@
-"""Wiring: bind the sockets a policy names, build the engine, run until told to stop, stop in order."""
+"""Wiring: bind the sockets a policy names, build the engine, run until told to stop, stop in
+order."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -144,7 +146,7 @@ async def serve(
             tasks.create_task(pump.run(stop))
             tasks.create_task(_housekeeping(engine, clock, stop))
             tasks.create_task(reloader.run(stop))
-            if watch_policy and Path(policy.source_path).is_file():
+            if watch_policy and _is_file(policy.source_path):
                 tasks.create_task(reloader.watch(stop))
             log.info("%s", running.describe())
             if on_ready is not None:
@@ -166,6 +168,10 @@ async def serve(
             resolver.close()
     log.info("stopped")
     return counters
+
+
+def _is_file(path: str) -> bool:
+    return Path(path).is_file()
 
 
 def _close_all(closers: list[Callable[[], None]]) -> None:
@@ -197,7 +203,8 @@ def _warn_if_stale(geo: GeoResolver, engine: Engine, now: float) -> None:
 
 
 async def _restore_bans(engine: Engine, store: Store, now: float) -> None:
-    """The in-memory table is authoritative while running; the store brings it back after a restart."""
+    """The in-memory table is authoritative while running; the store brings it back after a
+    restart."""
     records = await store.active_bans(now)
     offences = await store.offence_counts(now - OFFENCE_MEMORY)
     bans = [
@@ -251,7 +258,7 @@ async def _bind_outside(
         try:
             if endpoint.transport is Transport.UDP:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda i=index: SipDatagramProtocol(dispatcher, counters, Side.OUTSIDE, i),
+                    partial(SipDatagramProtocol, dispatcher, counters, Side.OUTSIDE, index),
                     local_addr=(endpoint.host, endpoint.port),
                 )
                 closers.append(transport.close)
@@ -259,7 +266,7 @@ async def _bind_outside(
                 port = transport.get_extra_info("sockname")[1]
             else:
                 server = await loop.create_server(
-                    lambda i=index: stream_factory(Side.OUTSIDE, i),
+                    partial(stream_factory, Side.OUTSIDE, index),
                     endpoint.host,
                     endpoint.port,
                     reuse_address=True,

@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sipguard",
-        description="Inline SIP firewall and intrusion-prevention proxy in front of a PBX or SIP trunk.",
+        description="Inline SIP firewall and intrusion-prevention proxy for a PBX or SIP trunk.",
     )
     parser.add_argument("--version", action="version", version=f"sipguard {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")

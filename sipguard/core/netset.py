@@ -1,4 +1,5 @@
-"""IP address facts the hot path asks again and again, answered once per address and cached (bounded)."""
+"""IP address facts the hot path asks again and again, answered once per address and cached
+(bounded)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# Distinct source addresses remembered per cache; past that the oldest answer is forgotten (FIFO), so a
+# Distinct source addresses remembered per cache; past that the oldest answer is forgotten (FIFO),
+# so a
 # spoofed flood costs recomputation, never memory.
 CACHE_SIZE = 65_536
 
@@ -50,7 +52,8 @@ class NetworkSet:
 class SourceKeys:
     """The key a source is counted and banned under: the IPv4 address, or its IPv6 /prefix network.
 
-    One attacker owns a whole IPv6 /64 (it can pick a new address per packet), so per-address keys would
+    One attacker owns a whole IPv6 /64 (it can pick a new address per packet), so per-address keys
+    would
     be useless there (DESIGN.md section 3)."""
 
     __slots__ = ("_cache", "_prefix")

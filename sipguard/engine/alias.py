@@ -1,9 +1,14 @@
-"""Contact aliases: a client's Contact URI rewritten to point at sipguard, carrying where the client really is.
+"""Contact aliases: a client's Contact URI rewritten to point at sipguard, carrying where the
+client really is.
 
-A phone behind NAT registers `sip:alice@192.168.1.20:5060`. The PBX can't reach that, so sipguard gives the
-PBX `sip:alice@GUARD-INSIDE:PORT;sgalias=TOKEN` instead, where TOKEN holds the client's real source (transport,
-IP, port) and its original URI. When the PBX later sends a request to that URI, sipguard decodes TOKEN, puts the
-original URI back as Request-URI and sends it to the real source. The encoding is deterministic, so a phone that
+A phone behind NAT registers `sip:alice@192.168.1.20:5060`. The PBX can't reach that, so sipguard
+gives the
+PBX `sip:alice@GUARD-INSIDE:PORT;sgalias=TOKEN` instead, where TOKEN holds the client's real source
+(transport,
+IP, port) and its original URI. When the PBX later sends a request to that URI, sipguard decodes
+TOKEN, puts the
+original URI back as Request-URI and sends it to the real source. The encoding is deterministic, so
+a phone that
 re-registers keeps one binding at the PBX instead of piling up new ones.
 """
 

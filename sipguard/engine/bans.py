@@ -1,6 +1,7 @@
 """The ban table: checked first for every outside message, before any parsing (STYLE C5, DESIGN 2).
 
-The hot path is one dict lookup (`until`). Everything else about a ban (reason, rule, evidence) lives
+The hot path is one dict lookup (`until`). Everything else about a ban (reason, rule, evidence)
+lives
 beside it and is only read by `sipguard bans` and the store. Durations escalate for repeat offenders
 (fail2ban's bantime.increment / factor / maxtime / rndtime), and randomness is injected.
 """
@@ -21,7 +22,8 @@ MAX_EXPONENT = 32  # factor ** offences stays finite
 
 
 def ban_duration(spec: BanSpec, base: float, prior_bans: int, rand: Callable[[], float]) -> float:
-    """`base` for a first offence, times `escalation` per earlier ban, capped at `max`, plus jitter."""
+    """`base` for a first offence, times `escalation` per earlier ban, capped at `max`, plus
+    jitter."""
     growth = spec.escalation ** min(prior_bans, MAX_EXPONENT)
     return min(spec.max, base * growth) + spec.jitter * rand()
 
@@ -39,7 +41,8 @@ class ActiveBan:
 
 
 class BanTable:
-    """ip -> until (epoch seconds), with escalation history. The in-memory table is authoritative."""
+    """ip -> until (epoch seconds), with escalation history. The in-memory table is
+    authoritative."""
 
     __slots__ = ("_bans", "_offences", "_rand", "until")
 
@@ -96,7 +99,8 @@ class BanTable:
         return self._bans.get(ip)
 
     def load(self, bans: Iterable[ActiveBan], offences: dict[str, int], now: float) -> int:
-        """Restore bans (and escalation history) from the store at start; returns how many are active."""
+        """Restore bans (and escalation history) from the store at start; returns how many are
+        active."""
         for ip, count in offences.items():
             self._remember_offence(ip, max(count, self._offences.get(ip, 0)))
         loaded = 0

@@ -47,7 +47,8 @@ class CompiledPolicy:
 
 
 def compile_policy(policy: Policy, always_trusted: Iterable[Network] = ()) -> CompiledPolicy:
-    """`always_trusted`: the upstream and sipguard's own addresses, never banned whatever the policy."""
+    """`always_trusted`: the upstream and sipguard's own addresses, never banned whatever the
+    policy."""
     limits: dict[str, CompiledLimit] = {}
     global_limit = None
     for name, spec in policy.limits.by_class().items():

@@ -1,6 +1,7 @@
 """What the engine wants done off the hot path: data only, drained in batches by services/outbox.py.
 
-Times are epoch seconds (the one time domain of sipguard: bans are stored and must survive a restart).
+Times are epoch seconds (the one time domain of sipguard: bans are stored and must survive a
+restart).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The engine: bytes and facts in, a decision out. Pure: no sockets, no asyncio, no clock reads.
 
-The order is Kamailio's REQINIT order, cheapest first (DESIGN.md section 2): ban table before parsing,
+The order is Kamailio's REQINIT order, cheapest first (DESIGN.md section 2): ban table before
+parsing,
 trusted sources, parse and sanity, country and rules, rate limits, then stateless routing. Slow work
 (storing bans and events, alerts) leaves as `effects`, drained in batches off the hot path.
 """
@@ -77,7 +78,8 @@ class Engine:
         self._recent_events: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self.effects: list[Effect] = []
 
-    # ---- the hot path --------------------------------------------------------------------------------
+    # ---- the hot path
+    # --------------------------------------------------------------------------------
 
     def handle(self, data: bytes, pkt: Packet) -> Decision:
         policy = self._policy
@@ -183,7 +185,8 @@ class Engine:
             )
         return Decision(Verdict(Action.DROP, Reason.RATE_LIMITED, limit.verdict.rule))
 
-    # ---- bans ----------------------------------------------------------------------------------------
+    # ---- bans
+    # ----------------------------------------------------------------------------------------
 
     def _ban(
         self,
@@ -268,10 +271,12 @@ class Engine:
         if lifted is not None:
             self.effects.append(lifted)
 
-    # ---- housekeeping and reloads --------------------------------------------------------------------
+    # ---- housekeeping and reloads
+    # --------------------------------------------------------------------
 
     def sweep(self, now: float) -> None:
-        """Expire bans, trim idle buckets and old event keys; the housekeeping task calls it every second."""
+        """Expire bans, trim idle buckets and old event keys; the housekeeping task calls it every
+        second."""
         self.effects.extend(self._bans.sweep(now))
         for limit in self._policy.limits.values():
             limit.buckets.sweep(now)
@@ -295,7 +300,8 @@ class Engine:
     def tracked_sources(self) -> int:
         return sum(len(limit.buckets) for limit in self._policy.limits.values())
 
-    # ---- helpers -------------------------------------------------------------------------------------
+    # ---- helpers
+    # -------------------------------------------------------------------------------------
 
     def _event(
         self,
@@ -330,7 +336,8 @@ class Engine:
         )
 
     def _refuse_request(self, req: SipRequest, pkt: Packet) -> Decision | None:
-        """What a proxy must refuse before routing (RFC 3261 16.3): unknown scheme, Proxy-Require."""
+        """What a proxy must refuse before routing (RFC 3261 16.3): unknown scheme,
+        Proxy-Require."""
         try:
             uri = parse_uri(req.uri)
         except SipParseError:

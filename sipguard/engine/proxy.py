@@ -1,8 +1,12 @@
-"""RFC 3261 stateless proxying (section 16.11) with NAT aliasing: bytes in, bytes and a next hop out.
+"""RFC 3261 stateless proxying (section 16.11) with NAT aliasing: bytes in, bytes and a next hop
+out.
 
-The rules are those of shared/DESIGN.md section 1. sipguard has two faces: the *outside* listeners (phones,
-trunks, the internet) and the *inside* address it uses toward the upstream PBX. Dialog-forming requests get
-two Record-Route entries, one per face (Kamailio's double record-routing), so in-dialog requests of either
+The rules are those of shared/DESIGN.md section 1. sipguard has two faces: the *outside* listeners
+(phones,
+trunks, the internet) and the *inside* address it uses toward the upstream PBX. Dialog-forming
+requests get
+two Record-Route entries, one per face (Kamailio's double record-routing), so in-dialog requests of
+either
 party come back through the face they know. Nothing here touches a socket or a clock.
 """
 
@@ -49,7 +53,8 @@ LISTENER_PARAM = (
 )
 SOURCE_HEADER = b"X-SIPGuard-Source"
 DEFAULT_SIP_PORT = 5060
-# Requests that create a dialog (RFC 3261 12, RFC 6665, RFC 3515): they get Record-Route when initial.
+# Requests that create a dialog (RFC 3261 12, RFC 6665, RFC 3515): they get Record-Route when
+# initial.
 _DIALOG_FORMING = frozenset((Method.INVITE, Method.SUBSCRIBE, Method.REFER, Method.NOTIFY))
 # Requests and responses whose Contact is a target that the other side will send requests to.
 _CONTACT_BEARING = frozenset(
@@ -115,7 +120,8 @@ class Router:
         self._rr_inside = _record_route(inside)
         self._rr_outside = tuple(_record_route(a) for a in self._outside)
 
-    # ---- outside -> inside -------------------------------------------------------------------------
+    # ---- outside -> inside
+    # -------------------------------------------------------------------------
 
     def from_outside(
         self, msg: SipRequest | SipResponse, pkt: Packet, country: str | None
@@ -158,7 +164,8 @@ class Router:
             edit.ensure_content_length()
         return Decision(FORWARD, edit.build(), self._upstream_hop)
 
-    # ---- inside -> outside -------------------------------------------------------------------------
+    # ---- inside -> outside
+    # -------------------------------------------------------------------------
 
     def from_inside(self, msg: SipRequest | SipResponse, pkt: Packet) -> Decision:
         if _normal_ip(pkt.ip) != self._upstream_ip:
@@ -217,7 +224,8 @@ class Router:
     def _target_of(
         self, req: SipRequest, edit: MessageEditor, next_route: NameAddr | None
     ) -> Hop | None:
-        """Next hop of a PBX request: the next Route if one is left, else the de-aliased Request-URI."""
+        """Next hop of a PBX request: the next Route if one is left, else the de-aliased
+        Request-URI."""
         if next_route is not None:
             return self._uri_hop(next_route.uri)
         uri = _sip_uri(req.uri)
@@ -253,7 +261,8 @@ class Router:
         return Hop(Side.OUTSIDE, transport, ip, port, self._listener_for(transport, ip))
 
     def _listener_for(self, transport: Transport, ip: str) -> int:
-        """The outside listener that sends to `ip`: same transport and IP family when there is one."""
+        """The outside listener that sends to `ip`: same transport and IP family when there is
+        one."""
         version = 6 if ":" in ip else 4
         best = 0
         for index, face in enumerate(self._outside):
@@ -264,10 +273,12 @@ class Router:
             best = index
         return best
 
-    # ---- shared pieces -----------------------------------------------------------------------------
+    # ---- shared pieces
+    # -----------------------------------------------------------------------------
 
     def _pop_our_routes(self, req: SipRequest, edit: MessageEditor) -> NameAddr | None:
-        """Remove the leading Route entries that name sipguard; return the first one that doesn't."""
+        """Remove the leading Route entries that name sipguard; return the first one that
+        doesn't."""
         routes = req.routes()
         if not routes:
             return None
@@ -331,7 +342,8 @@ class Router:
         return value
 
     def _branch(self, req: SipRequest, top: Via, pkt: Packet) -> bytes:
-        """Deterministic (RFC 3261 16.11): a retransmission, its CANCEL and non-2xx ACK get the same branch."""
+        """Deterministic (RFC 3261 16.11): a retransmission, its CANCEL and non-2xx ACK get the
+        same branch."""
         if top.branch is not None and top.branch.startswith(MAGIC_COOKIE):
             key = b"|".join(
                 (top.branch, top.host, b"%d" % (top.port or 0), pkt.ip.encode(), b"%d" % pkt.port)
@@ -359,7 +371,8 @@ _CONTACT_BEARING_TOKENS = frozenset(m.value for m in _CONTACT_BEARING)
 def _remove_leading_values(
     msg: SipRequest, edit: MessageEditor, values: Sequence[HeaderValue], count: int
 ) -> None:
-    """Remove the first `count` values of a list header: whole lines, then the head of a shared line."""
+    """Remove the first `count` values of a list header: whole lines, then the head of a shared
+    line."""
     fields = msg.headers
     index = 0
     while index < count:
@@ -374,12 +387,14 @@ def _remove_leading_values(
 
 
 def reply_hop(pkt: Packet) -> Hop:
-    """Replies go to the packet's source, never to a Via address (no reflection to third parties)."""
+    """Replies go to the packet's source, never to a Via address (no reflection to third
+    parties)."""
     return Hop(pkt.side, pkt.transport, pkt.ip, pkt.port, pkt.listener)
 
 
 def _reply_tag(req: SipRequest) -> bytes:
-    """The same To tag for every retransmission of a request, without keeping state (RFC 3261 16.11)."""
+    """The same To tag for every retransmission of a request, without keeping state (RFC 3261
+    16.11)."""
     key = b"|".join((req.call_id(), req.from_addr().tag or b"", b"%d" % req.cseq()[0]))
     return b"sg" + hashlib.blake2b(key, digest_size=6).hexdigest().encode("ascii")
 
@@ -394,7 +409,8 @@ def _mark_received(edit: MessageEditor, top: Via, pkt: Packet) -> None:
 
 
 def _response_hop(via: Via, listener: int) -> Hop | None:
-    """Where a response goes: the Via's received/rport, else its sent-by (RFC 3261 18.2.2, RFC 3581)."""
+    """Where a response goes: the Via's received/rport, else its sent-by (RFC 3261 18.2.2, RFC
+    3581)."""
     ip = _ip_literal(via.received) if via.received is not None else _ip_literal(via.host)
     if ip is None:
         return None

@@ -1,4 +1,5 @@
-"""Lazy token buckets in bounded maps: no timers, no tasks, no growth past a cap (STYLE C7, D6, D7)."""
+"""Lazy token buckets in bounded maps: no timers, no tasks, no growth past a cap (STYLE C7, D6,
+D7)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from dataclasses import dataclass
 
 from sipguard.policy.model import LimitSpec
 
-# Per limit class: this many sources are tracked; a spoofed flood evicts the oldest (FIFO), which can only
-# forgive an attacker early, never grow memory. 1,000,000 sources x ~4 classes fits the memory goal.
-MAX_TRACKED_SOURCES = 250_000
+# Per limit class: this many sources are tracked; a spoofed flood evicts the oldest (FIFO), which
+# can only
+# forgive an attacker early, never grow memory. 1,000,000 sources cost about 250 MB
+# (bench/firewall.py).
+MAX_TRACKED_SOURCES = 1_000_000
 
 
 @dataclass(slots=True)
@@ -29,7 +32,8 @@ class Bucket:
 
 
 class BucketMap:
-    """One token bucket per key for one limit class; the rate lives here once, not in each bucket."""
+    """One token bucket per key for one limit class; the rate lives here once, not in each
+    bucket."""
 
     __slots__ = ("_buckets", "_max", "_offences", "burst", "per_second", "spec")
 
@@ -58,7 +62,8 @@ class BucketMap:
         return max(1, round(1.0 / self.per_second)) if self.per_second > 0 else 3600
 
     def offence(self, key: str, now: float) -> int:
-        """Record one refusal of `key`; how many it had within the `within` window (for ban_after)."""
+        """Record one refusal of `key`; how many it had within the `within` window (for
+        ban_after)."""
         limit = self.spec.ban_after
         if limit is None:
             return 0

@@ -58,7 +58,8 @@ def compile_rule(rule: Rule) -> CompiledRule:
 
 
 def accounts_of(msg: SipRequest | SipResponse) -> set[bytes]:
-    """The users a message speaks for: From user, To user and digest username (any may be forged)."""
+    """The users a message speaks for: From user, To user and digest username (any may be
+    forged)."""
     found: set[bytes] = set()
     for name_addr in (msg.from_addr(), msg.to_addr()):
         user = _user_of(name_addr.uri)

@@ -1,4 +1,5 @@
-"""What the engine decided about one message: a small closed vocabulary, common answers preallocated."""
+"""What the engine decided about one message: a small closed vocabulary, common answers
+preallocated."""
 
 from __future__ import annotations
 

@@ -55,9 +55,9 @@ class StreamConnector:
             self._counters.send_errors += 1
             log.warning("cannot connect to tcp://%s:%d: %s", hop.ip, hop.port, exc)
 
-    async def close(self, timeout: float) -> None:
+    async def close(self, grace: float) -> None:
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(grace):
                 await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -51,12 +51,7 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        path = Path(self._path)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        if path.exists():
-            if _someone_listens(self._path):
-                raise OSError(f"another sipguard already listens on {self._path}")
-            path.unlink()  # left behind by a killed sipguard
+        _clear_the_way(self._path)
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others may connect
         try:
             self._server = await asyncio.start_unix_server(
@@ -126,6 +121,16 @@ def request(path: str, payload: dict[str, Any], timeout: float = CLIENT_TIMEOUT)
             chunks.append(chunk)
     answer: dict[str, Any] = json.loads(b"".join(chunks) or b"{}")
     return answer
+
+
+def _clear_the_way(path: str) -> None:
+    """Make the folder; remove a socket file a killed sipguard left; refuse if one still listens."""
+    where = Path(path)
+    where.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    if where.exists():
+        if _someone_listens(path):
+            raise OSError(f"another sipguard already listens on {path}")
+        where.unlink()
 
 
 def _someone_listens(path: str) -> bool:

@@ -6,7 +6,8 @@ from collections import Counter
 
 
 class Counters:
-    """Messages by (side they came from, method or `response`, action, reason), plus socket troubles."""
+    """Messages by (side they came from, method or `response`, action, reason), plus socket
+    troubles."""
 
     __slots__ = ("messages", "send_errors", "socket_errors", "tcp_closed_bad_stream", "tcp_refused")
 
@@ -18,7 +19,8 @@ class Counters:
         self.tcp_closed_bad_stream = 0
 
     def count(self, side: str, kind: str, action: str | None = None) -> int:
-        """Total of messages from `side` of `kind` (e.g. "outside", "BYE"), optionally one action only."""
+        """Total of messages from `side` of `kind` (e.g. "outside", "BYE"), optionally one action
+        only."""
         return sum(
             n
             for (s, k, a, _), n in self.messages.items()

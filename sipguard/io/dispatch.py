@@ -1,4 +1,5 @@
-"""Moves bytes between sockets and the engine: decide synchronously, then send. No awaits per message."""
+"""Moves bytes between sockets and the engine: decide synchronously, then send. No awaits per
+message."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ class Sockets:
 
 
 class Dispatcher:
-    """The one place where a decision becomes a send. Outgoing TCP connections are opened on demand."""
+    """The one place where a decision becomes a send. Outgoing TCP connections are opened on
+    demand."""
 
     def __init__(
         self,

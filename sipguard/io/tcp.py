@@ -1,6 +1,7 @@
 """TCP adapter: asyncio.Protocol + the pure StreamFramer, with per-connection and per-source limits.
 
-Client connections are kept in the dispatcher's stream table, keyed by the peer address, so everything
+Client connections are kept in the dispatcher's stream table, keyed by the peer address, so
+everything
 going back to a client that came over TCP leaves on its own connection (DESIGN.md section 1).
 """
 
@@ -25,7 +26,8 @@ log = logging.getLogger("sipguard.tcp")
 class TcpLimits:
     # 64 KiB: the largest SIP message sipguard accepts at all (core limits), plus one in flight
     max_buffer: int = 128 * 1024
-    # Phones send CRLF keep-alives every 30-120 s (RFC 5626 4.4.1); idle 5 min means the phone is gone
+    # Phones send CRLF keep-alives every 30-120 s (RFC 5626 4.4.1); idle 5 min means the phone is
+    # gone
     idle_timeout: float = 300.0
     # An office of phones behind one NAT address each hold one connection; 200 leaves room for a PBX
     # farm behind one IP while stopping one source from exhausting file descriptors
@@ -80,7 +82,8 @@ class SipStreamProtocol(asyncio.Protocol, StreamLink):
         self._last_activity = 0.0
         self.peer: tuple[str, int] = ("", 0)
 
-    # -- lifecycle -------------------------------------------------------------------------------------
+    # -- lifecycle
+    # -------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast("asyncio.Transport", transport)  # uvloop's TCPTransport: same interface
@@ -113,7 +116,8 @@ class SipStreamProtocol(asyncio.Protocol, StreamLink):
                 del self._dispatcher.sockets.streams[key]
 
     def _idle(self) -> None:
-        """One timer per connection, re-armed only when it fires early (no per-message timer churn)."""
+        """One timer per connection, re-armed only when it fires early (no per-message timer
+        churn)."""
         if self._transport is None or self._transport.is_closing():
             return
         loop = asyncio.get_running_loop()
@@ -123,7 +127,8 @@ class SipStreamProtocol(asyncio.Protocol, StreamLink):
         else:
             self._timer = loop.call_at(deadline, self._idle)
 
-    # -- data ------------------------------------------------------------------------------------------
+    # -- data
+    # ------------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None

@@ -1,7 +1,8 @@
 """Moves the engine's effects to the store in batches, off the hot path (STYLE C13).
 
 Under a flood, events are shed (counted) but bans never are. A store that fails (full disk, locked,
-read-only) degrades with a logged error: the batch's bans are kept and retried, the proxy goes on, and
+read-only) degrades with a logged error: the batch's bans are kept and retried, the proxy goes on,
+and
 the in-memory ban table stays authoritative in the meantime.
 """
 
@@ -13,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from sipguard.engine.effects import BanIssued, BanLifted, Effect
+from sipguard.store import StoreError
 
 log = logging.getLogger("sipguard.store")
 
@@ -64,17 +66,23 @@ class EffectPump:
             return
         try:
             await self._sink(batch)
-        except Exception as exc:  # noqa: BLE001  (any store failure: keep the bans, go on)
+        except StoreError as exc:
             self.failures += 1
-            bans = [e for e in batch if isinstance(e, BanIssued | BanLifted)]
-            self._held = bans[-MAX_HELD_BANS:]
-            self.shed += len(batch) - len(bans)
+            bans: list[Effect] = [e for e in batch if isinstance(e, BanIssued | BanLifted)]
+            if exc.retryable:  # full disk, locked, read-only: the bans wait for the store to heal
+                self._held = bans[-MAX_HELD_BANS:]
+            self.shed += len(batch) - len(self._held)
             log.error(
-                "store write failed (%s); %d ban changes held for retry, %d events dropped",
+                "store write failed (%s); %d ban changes held for retry, %d records dropped",
                 exc,
                 len(self._held),
-                len(batch) - len(bans),
+                len(batch) - len(self._held),
             )
+            return
+        except Exception:  # a bug in a sink must not stop the proxy: log it, keep the bans
+            self.failures += 1
+            self._held = [e for e in batch if isinstance(e, BanIssued | BanLifted)][-MAX_HELD_BANS:]
+            log.exception("store write failed unexpectedly; ban changes held for retry")
             return
         self.written += len(batch)
         self.queue_depth = 0

@@ -1,5 +1,7 @@
-"""Hot reload: SIGHUP or a change of the policy file re-reads it off the event loop and swaps it in one
-assignment. A policy that fails to load changes nothing: the last good one keeps running (never fail open).
+"""Hot reload: SIGHUP or a change of the policy file re-reads it off the event loop and swaps it in
+one
+assignment. A policy that fails to load changes nothing: the last good one keeps running (never
+fail open).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class ReloadOutcome:
 
 
 class PolicyReloader(Generic[Prepared]):
-    """`prepare` runs in a worker thread (parse + compile + open data files); `apply` swaps on the loop."""
+    """`prepare` runs in a worker thread (parse + compile + open data files); `apply` swaps on the
+    loop."""
 
     def __init__(
         self,
@@ -106,7 +109,8 @@ class PolicyReloader(Generic[Prepared]):
 
 
 def describe_changes(old: Policy, new: Policy) -> str:
-    """Which sections changed, for the audit trail; sections that only a restart applies are named."""
+    """Which sections changed, for the audit trail; sections that only a restart applies are
+    named."""
     changed = [
         f.name
         for f in dataclasses.fields(Policy)

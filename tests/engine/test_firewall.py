@@ -1,4 +1,5 @@
-"""The firewall stages of the engine (bans, trusted, rules, countries, rate limits), pure and clocked
+"""The firewall stages of the engine (bans, trusted, rules, countries, rate limits), pure and
+clocked
 by hand: no sockets, no sleeping."""
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def test_a_denied_country_is_dropped_silently_and_others_pass() -> None:
 
 def test_a_method_specific_rule_applies_to_that_method_only() -> None:
     eng = make_engine(
-        "rules:\n  - {name: nl-only-reg, match: {method: REGISTER, country: {not: [NL]}}, action: drop}\n"
+        "rules:\n  - {name: nl-only-reg, action: drop,"
+        " match: {method: REGISTER, country: {not: [NL]}}}\n"
     )
     assert eng.handle(request(b"REGISTER"), pkt("192.0.2.7")).verdict.rule == "nl-only-reg"
     assert eng.handle(request(b"OPTIONS"), pkt("192.0.2.7")).verdict.action is Action.FORWARD
@@ -92,7 +94,8 @@ def test_unknown_country_is_an_explicit_choice() -> None:
 
 def test_a_scanner_user_agent_rule_bans_and_bans_escalate() -> None:
     eng = make_engine(
-        "rules:\n  - {name: scanners, match: {user_agent: [friendly-scanner]}, action: ban, ban: 1h}\n"
+        "rules:\n  - {name: scanners, action: ban, ban: 1h,"
+        " match: {user_agent: [friendly-scanner]}}\n"
         "bans: {escalation: 2.0, max: 3h}\n"
     )
     first = eng.handle(request(ua=b"friendly-scanner"), pkt("203.0.113.9", 0.0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sipguard.core.sip import parse_message
+from sipguard.core.sip import SipRequest, parse_message
 from sipguard.engine.alias import decode_alias, encode_alias
 from sipguard.engine.compile import compile_policy
 from sipguard.engine.context import Packet, Side
@@ -102,7 +102,8 @@ def test_outside_invite_goes_to_the_upstream_with_our_via_and_record_routes() ->
 
 
 def test_request_uri_and_route_never_choose_the_next_hop_of_an_outside_request() -> None:
-    """No open relay: whatever the Request-URI and Route say, outside requests go to the upstream."""
+    """No open relay: whatever the Request-URI and Route say, outside requests go to the
+    upstream."""
     raw = invite(uri=b"sip:victim@127.0.0.1:9999", extra=b"Route: <sip:127.0.0.1:9998;lr>\r\n")
     d = engine().handle(raw, from_phone())
     assert d.hop is not None and (d.hop.ip, d.hop.port) == ("10.0.0.5", 5060)
@@ -111,7 +112,8 @@ def test_request_uri_and_route_never_choose_the_next_hop_of_an_outside_request()
 def test_our_own_route_entries_are_popped_and_others_kept() -> None:
     raw = invite(
         to_tag=b";tag=xyz",
-        extra=b"Route: <sip:198.51.100.1:5060;lr>, <sip:10.0.0.1:5070;lr>\r\nRoute: <sip:10.0.0.5;lr>\r\n",
+        extra=b"Route: <sip:198.51.100.1:5060;lr>, <sip:10.0.0.1:5070;lr>\r\n"
+        b"Route: <sip:10.0.0.5;lr>\r\n",
     )
     out = parse_message(forward(engine().handle(raw, from_phone())))
     assert [r.uri for r in out.routes()] == [b"sip:10.0.0.5;lr"]
@@ -160,11 +162,13 @@ def test_contact_is_aliased_toward_the_pbx_and_restored_for_its_requests() -> No
         b"Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKpbx1\r\n"
         b"Route: <sip:10.0.0.1:5070;lr>, <sip:198.51.100.1:5060;lr>\r\n"
         b"Max-Forwards: 70\r\nFrom: <sip:bob@pbx.example.com>;tag=b1\r\n"
-        b"To: <sip:alice@pbx.example.com>;tag=1928301774\r\nCall-ID: a84b4c76e66710@192.168.1.20\r\n"
+        b"To: <sip:alice@pbx.example.com>;tag=1928301774\r\n"
+        b"Call-ID: a84b4c76e66710@192.168.1.20\r\n"
         b"CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
     )
     d = eng.handle(bye, from_pbx())
     sent = parse_message(forward(d))
+    assert isinstance(sent, SipRequest)
     assert d.hop is not None and (d.hop.ip, d.hop.port, d.hop.side) == (*PHONE, Side.OUTSIDE)
     assert sent.uri == b"sip:alice@192.168.1.20:5060"
     assert sent.routes() == []

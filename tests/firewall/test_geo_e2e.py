@@ -19,7 +19,8 @@ POLICY = """geo:
   overrides: {127.0.0.2/32: CN, 127.0.0.3/32: NL, 127.0.0.6/32: DE}
 rules:
   - {name: no-china, match: {country: [CN]}, action: drop}
-  - {name: benelux-only-registrations, match: {method: REGISTER, country: {not: [NL, BE, LU]}}, action: drop}
+  - {name: benelux-only-registrations, match: {method: REGISTER, country: {not: [NL, BE, LU]}},
+  action: drop}
 """
 
 

@@ -1,4 +1,5 @@
-"""Hot reload of a running sipguard: SIGHUP and a changed file take effect without dropping a call in
+"""Hot reload of a running sipguard: SIGHUP and a changed file take effect without dropping a call
+in
 progress; a broken edit changes nothing, is reported with its location, and is recorded."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`sipguard run` as a real subprocess, the way the README starts it, with its log lines readable."""
+"""`sipguard run` as a real subprocess, the way the README starts it, with its log lines
+readable."""
 
 from __future__ import annotations
 
@@ -43,13 +44,13 @@ class Daemon:
                 return found
         while (left := deadline - time.monotonic()) > 0:
             try:
-                line = self._queue.get(timeout=left)
+                item = self._queue.get(timeout=left)
             except queue.Empty:
                 break
-            if line is None:
+            if item is None:
                 raise AssertionError(f"sipguard exited before {pattern!r}: {self.lines}")
-            self.lines.append(line)
-            if found := regex.search(line):
+            self.lines.append(item)
+            if found := regex.search(item):
                 return found
         raise AssertionError(f"no log line {pattern!r} within {timeout}s: {self.lines}")
 
@@ -63,7 +64,8 @@ class Daemon:
         raise LookupError(transport)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
-        """Signal it and wait; the exit code (a hang past `timeout` is killed and fails the test)."""
+        """Signal it and wait; the exit code (a hang past `timeout` is killed and fails the
+        test)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:

@@ -56,7 +56,8 @@ class GuardHandle:
 def running_guard(
     text: str, tmp_path: Path, *, tcp_limits: TcpLimits | None = None
 ) -> Iterator[GuardHandle]:
-    """sipguard serving `text` (policy YAML) until the block ends; stops it and re-raises its errors."""
+    """sipguard serving `text` (policy YAML) until the block ends; stops it and re-raises its
+    errors."""
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(text, encoding="utf-8")
     policy = load_policy_text(text, str(policy_file))

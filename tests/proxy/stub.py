@@ -70,7 +70,8 @@ def answer(request: bytes, status: int = 200, reason: bytes = b"OK", extra: byte
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll `predicate` until it holds or the deadline passes (a deadline, not a sleep, synchronises)."""
+    """Poll `predicate` until it holds or the deadline passes (a deadline, not a sleep,
+    synchronises)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -1,4 +1,5 @@
-"""Kamailio as the registrar/PBX behind sipguard: digest REGISTER through it, then Kamailio routes a call
+"""Kamailio as the registrar/PBX behind sipguard: digest REGISTER through it, then Kamailio routes
+a call
 back out through sipguard to a phone whose Contact is not its real address (simulated NAT)."""
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from tests.proxy.guard import policy_text, running_guard
 
 pytestmark = [pytest.mark.peers, pytest.mark.integration, pytest.mark.timeout(90)]
 
-# An address nobody listens on: what a phone behind NAT writes in its Contact. Loopback, so that even a
+# An address nobody listens on: what a phone behind NAT writes in its Contact. Loopback, so that
+# even a
 # wrong hop stays on this machine.
 NAT_CONTACT = ("127.0.0.254", 9)
 

@@ -1,4 +1,5 @@
-"""Loopback tests of the running proxy with bare sockets: open relay, 483, spoofed headers, bad input."""
+"""Loopback tests of the running proxy with bare sockets: open relay, 483, spoofed headers, bad
+input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SIPp UAC -> sipguard -> SIPp UAS: whole calls through the running proxy over UDP, TCP and both."""
+"""SIPp UAC -> sipguard -> SIPp UAS: whole calls through the running proxy over UDP, TCP and
+both."""
 
 from __future__ import annotations
 

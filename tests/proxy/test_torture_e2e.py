@@ -1,5 +1,5 @@
 """Every RFC 4475 / RFC 5118 torture message through a running sipguard gives its INDEX verdict:
-forwarded to the upstream, answered statelessly, or dropped; and the proxy still serves afterwards."""
+forwarded to the upstream, answered statelessly, or dropped; and the proxy still serves after."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def setup(
 
 def _as_response_to_us(data: bytes, guard: GuardHandle, phone: UdpPeer) -> bytes:
     """Put sipguard's inside Via and the phone's Via on top of a torture response, so that it is a
-    response to a request sipguard forwarded (anything else is dropped, which is tested elsewhere)."""
+    response to a request sipguard forwarded (anything else is dropped: tested elsewhere)."""
     inside = guard.info.inside
     ours = f"Via: SIP/2.0/UDP {inside.host}:{inside.port};branch=z9hG4bKsgtorture\r\n"
     theirs = f"Via: SIP/2.0/UDP 127.0.0.1:{phone.port};branch=z9hG4bKphone\r\n"
@@ -88,7 +88,8 @@ def test_the_proxy_still_serves_after_all_torture(
     guard, pbx, phone = setup
     pbx.drain(0.0)
     invite = (
-        b"OPTIONS sip:pbx@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKafter\r\n"
+        b"OPTIONS sip:pbx@example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKafter\r\n"
         % phone.port
         + b"Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:pbx@example.com>\r\n"
         b"Call-ID: after-torture\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"

@@ -643,7 +643,7 @@ def _addr_spec_match(m: re.Match[bytes], base: int) -> NameAddr:
     return _finish(None, uri, base + s, base + s + len(uri), ptxt, base + s, base + e)
 
 
-def _finish(  # noqa: PLR0917
+def _finish(
     display: bytes | None, uri: bytes, us: int, ue: int, ptxt: bytes, s: int, e: int
 ) -> NameAddr:
     if not ptxt:
