@@ -1,5 +1,5 @@
-"""The effect pump: batches to the store, sheds events under a flood, never loses a ban when the store
-fails (a full disk is simulated by the store's own StoreError; the real store is tested in tests/store)."""
+"""The effect pump: batches to the store, sheds events under a flood, never loses a ban when the
+store fails. (simulated with StoreError here; tests/store tests the real store)."""
 
 from __future__ import annotations
 
