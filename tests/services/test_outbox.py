@@ -1,5 +1,5 @@
 """The effect pump: batches to the store, sheds events under a flood, never loses a ban when the
-store fails. (simulated with StoreError here; tests/store tests the real store)."""
+store fails (simulated here with StoreError; tests/store tests the real store)."""
 
 from __future__ import annotations
 
