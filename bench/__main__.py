@@ -2,8 +2,9 @@
 
 Scenarios: ``throughput`` and ``latency`` (the call benchmark, bench/calls.py), ``parse`` (the
 parser micro-benchmark, bench/micro_parse.py, when that module exists), ``profile`` (sipguard
-under cProfile; only when named). ``calls`` means throughput + latency; no scenario means
-throughput, latency and parse. The raw results go to ``bench/results/<UTC timestamp>.json``.
+under cProfile) and ``profile-py-spy`` (under py-spy, when installed); the profiles run only when
+named. ``calls`` means throughput + latency; no scenario means throughput, latency and parse.
+The raw results go to ``bench/results/<UTC timestamp>.json`` (profiles beside it).
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from typing import Any
 
 from bench import calls
 
-SCENARIOS = ("throughput", "latency", "parse", "profile")
+SCENARIOS = ("throughput", "latency", "parse", "profile", "profile-py-spy")
 DEFAULT = ("throughput", "latency", "parse")
 ALIASES = {"calls": ("throughput", "latency"), "all": SCENARIOS}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-CALL_SCENARIOS = frozenset({"throughput", "latency", "profile"})
+CALL_SCENARIOS = frozenset({"throughput", "latency", "profile", "profile-py-spy"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,9 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report["scenarios"][name] = calls.throughput(bench, config)
             elif name == "latency":
                 report["scenarios"][name] = calls.latency(bench, config)
+            elif name == "profile":
+                stem = results_dir / f"{stamp}-sipguard"
+                report["scenarios"][name] = calls.profile(bench, config, stem)
             else:
-                prof = results_dir / f"{stamp}-sipguard.prof"
-                report["scenarios"][name] = calls.profile(bench, config, prof)
+                stem = results_dir / f"{stamp}-sipguard"
+                report["scenarios"]["profile_py_spy"] = calls.profile(
+                    bench, config, stem, profiler="py-spy"
+                )
     finally:
         if args.keep_work:
             print(f"bench: SIPp and sipguard files kept in {work_root}", file=sys.stderr)

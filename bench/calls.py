@@ -1,30 +1,37 @@
-"""Call benchmark: SIPp UAC -> [sipguard] -> SIPp UAS over UDP on loopback.
+"""Call benchmark: SIPp UAC -> [proxy] -> SIPp UAS over UDP on loopback.
+
+Modes: ``baseline`` (SIPp UAC straight to SIPp UAS), ``guarded`` (through ``sipguard run``, a
+separate process, as a user runs it) and ``relay`` (through :func:`relay_main`, a dumb uvloop UDP
+relay that forwards datagrams without parsing them: the floor of any Python proxy on this host).
 
 Scenarios (each returns a JSON-ready dict; :func:`markdown` renders them):
 
-* ``throughput``: a step-up search for the highest sustained call rate, for ``baseline`` (SIPp
-  UAC straight to SIPp UAS) and ``guarded`` (SIPp UAC -> ``sipguard run`` as a separate process
-  -> SIPp UAS), interleaved rate by rate in the same run. A step is ``rate x step_s`` calls
-  (capped) under a hard time limit; a mode stops at its first step with a failed call,
-  retransmissions above 0.1 % of the messages, or an achieved rate under 95 % of the target.
-* ``latency``: response times at a fixed moderate rate, with and without sipguard, measured twice:
-  by SIPp (``-trace_rtt``, whole milliseconds: SIPp's clock ticks in ms) and by a precise probe
+* ``throughput``: a step-up search for the highest sustained call rate, the three modes
+  interleaved rate by rate in the same run. A step is ``rate x step_s`` calls (capped) under a
+  hard time limit; a mode stops at its first step with a failed call, retransmissions above 0.1 %
+  of the messages, or an achieved rate under 95 % of the target.
+* ``latency``: response times at a fixed moderate rate, measured twice: by SIPp
+  (``-trace_rtt``: whole milliseconds, SIPp's clock ticks in ms) and by a precise probe
   (:func:`probe_calls`, a Python UAC timing each call with ``time.perf_counter_ns``).
-* ``profile``: the guarded path once under ``python -m cProfile``, top functions by cumulative
-  and by self time.
+* ``profile``: the guarded path once under a profiler: cProfile (deterministic, built in) or
+  py-spy (sampling, attached by PID, near full speed) when it is installed.
 
-The peers are the test harness's own (``tests.peers.sipp`` and ``tests/peers/scenarios``):
+The peers are the test harness's own (``tests.peers.sipp``, ``tests/peers/scenarios``):
 ``uac_call.xml`` and ``uas_call.xml``, a call of 6 messages (INVITE, 180, 200, ACK, BYE, 200; the
-UAS sends no 100 Trying), each of which passes sipguard once in guarded mode. Messages are counted
-from SIPp's own per-message table (sent + retransmitted, both sides), not assumed.
+UAS sends no 100 Trying), each of which passes the proxy once. Messages are counted from SIPp's
+own per-message table (first copies + retransmissions, both sides), not assumed.
 
-CPU: sipguard's utime+stime come from ``/proc/PID/stat`` before and after each step; SIPp's from
-``getrusage(RUSAGE_CHILDREN)`` once the step's UAC and UAS are reaped. Everything is loopback,
-every port ephemeral, every process started here and stopped by its PID.
+CPU: the proxy's utime and stime come from ``/proc/PID/stat`` before and after each step; SIPp's
+from ``getrusage(RUSAGE_CHILDREN)`` once the step's UAC and UAS are reaped; the host's from
+``/proc/stat`` (what is left over is other processes, interrupts and softirqs: noise). Everything
+is loopback, every port ephemeral, every process started here and stopped by its PID.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import collections
 import contextlib
 import gc
 import math
@@ -52,30 +59,40 @@ __all__ = [
     "QUICK",
     "Bench",
     "CallsConfig",
-    "GuardProcess",
     "ProbeResult",
+    "ProxyProcess",
     "StepResult",
+    "find_py_spy",
+    "find_sipp",
+    "goals",
     "latency",
     "markdown",
     "probe_calls",
     "profile",
+    "relay_main",
     "throughput",
 ]
 
-Mode = Literal["baseline", "guarded"]
-MODES: Final[tuple[Mode, ...]] = ("baseline", "guarded")
+Mode = Literal["baseline", "relay", "guarded"]
+ProxyMode = Literal["relay", "guarded"]
+Profiler = Literal["cprofile", "py-spy"]
+THROUGHPUT_MODES: Final[tuple[Mode, ...]] = ("baseline", "relay", "guarded")
+SIPP_LATENCY_MODES: Final[tuple[Mode, ...]] = ("baseline", "guarded")
+PROBE_MODES: Final[tuple[Mode, ...]] = ("baseline", "relay", "guarded")
 
+ROOT: Final = Path(__file__).resolve().parents[1]
 MESSAGES_PER_CALL: Final = 6  # INVITE, 180, 200, ACK, BYE, 200 (uas_call.xml sends no 100)
 RETRANS_LIMIT: Final = 0.001  # a step fails above 0.1 % retransmissions
 RATE_SHORTFALL: Final = 0.95  # ... or when SIPp achieved under 95 % of the target rate
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
-GUARD_START_S: Final = 15.0
-GUARD_STOP_S: Final = 20.0  # cProfile writes its file on exit: give it time
+NPROC: Final = len(os.sched_getaffinity(0))
+PROXY_START_S: Final = 15.0
+PROXY_STOP_S: Final = 20.0  # cProfile writes its file on exit: give it time
 LISTEN_LINE: Final = re.compile(
     r"listening on udp://127\.0\.0\.1:(?P<outside>\d+).*?; inside udp://127\.0\.0\.1:(?P<inside>\d+)"
 )
 
-# The goals of the issue, and the long-run comparison points (not measured here).
+# The goals of the issue, and its long-run comparison points (measured elsewhere).
 GOAL_CPS: Final = 1000
 GOAL_ADDED_P99_MS: Final = 1.0
 REFERENCE_POINTS: Final[Mapping[str, int]] = {
@@ -100,18 +117,18 @@ class CallsConfig:
 
 
 FULL: Final = CallsConfig(
-    rates=(250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000),
+    rates=(250, 500, 750, 1000, 1250, 1500, 2000, 3000, 4000, 6000, 8000),
     step_s=5.0,
     step_cap=20_000,
     step_grace_s=10.0,
     settle_s=1.0,
     latency_rate=300,
     latency_calls=3000,
-    profile_rate=500,
-    profile_calls=5000,
+    profile_rate=300,
+    profile_calls=3000,
 )
 QUICK: Final = CallsConfig(
-    rates=(200, 500),
+    rates=(200, 400),
     step_s=1.5,
     step_cap=1000,
     step_grace_s=5.0,
@@ -123,20 +140,43 @@ QUICK: Final = CallsConfig(
 )
 
 
+def find_sipp() -> str | None:
+    return shutil.which("sipp")
+
+
+def find_py_spy() -> str | None:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
 # ---- what the operating system knows ----------------------------------------------------------
 
 
-def process_cpu_s(pid: int) -> float:
-    """utime + stime of a live process, in seconds (``/proc/PID/stat`` fields 14 and 15)."""
+def process_cpu(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a live process in seconds (``/proc/PID/stat`` fields 14 and 15)."""
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def children_cpu_s() -> float:
     """CPU of every child this process has reaped so far (the SIPp runs of a step)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def self_cpu_s() -> float:
+    """CPU of this process (the bench: SIPp's watchdog, the probe)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def host_cpu() -> tuple[float, float, float]:
+    """(busy, steal, total) CPU-seconds of the whole host since boot, all CPUs (``/proc/stat``)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
+    busy = user + nice + system + irq + softirq
+    return busy / CLK_TCK, steal / CLK_TCK, sum(values) / CLK_TCK
 
 
 def udp_snmp() -> dict[str, int]:
@@ -161,48 +201,58 @@ def socket_drops(ports: Sequence[int]) -> int:
     return total
 
 
-# ---- sipguard as a process --------------------------------------------------------------------
+# ---- the proxy under test as a process --------------------------------------------------------
 
 
-class GuardProcess:
-    """``sipguard run -c POLICY`` as a subprocess (optionally under cProfile), stopped by PID."""
+def sipguard_argv(
+    policy: Path, *, profile_to: Path | None = None, launcher: Sequence[str] = ()
+) -> list[str]:
+    """How sipguard is started: the console script a user runs, or under cProfile.
 
-    def __init__(
-        self,
-        policy: Path,
-        log_path: Path,
-        *,
-        profile_to: Path | None = None,
-        launcher: Sequence[str] = (),
-    ) -> None:
-        script = Path(sys.executable).parent / "sipguard"
-        if launcher:
-            argv = list(launcher)  # an experiment: anything that ends in sipguard.cli.main
-        elif profile_to is not None:
-            argv = [sys.executable, "-m", "cProfile", "-o", str(profile_to), "-m", "sipguard"]
-        elif script.exists():
-            argv = [str(script)]  # the console script, exactly what a user runs
-        else:
-            argv = [sys.executable, "-m", "sipguard"]
-        self.argv = (*argv, "run", "-c", str(policy))
+    ``launcher`` (experiments) replaces the interpreter part; it must run sipguard in its own
+    process (a Python wrapper that calls ``sipguard.cli.main``), since only that PID is measured
+    and stopped.
+    """
+    script = Path(sys.executable).parent / "sipguard"
+    if launcher:
+        argv = list(launcher)
+    elif profile_to is not None:
+        argv = [sys.executable, "-m", "cProfile", "-o", str(profile_to), "-m", "sipguard"]
+    elif script.exists():
+        argv = [str(script)]
+    else:
+        argv = [sys.executable, "-m", "sipguard"]
+    return [*argv, "run", "-c", str(policy)]
+
+
+class ProxyProcess:
+    """sipguard (or the relay) as a subprocess; ready once it logs its listening line."""
+
+    def __init__(self, argv: Sequence[str], log_path: Path) -> None:
+        self.argv = tuple(argv)
         self.lines: list[str] = []
         self._log_path = log_path
         self._ready = threading.Event()
+        self.outside_port = 0
+        self.inside_port = 0
         self._popen = subprocess.Popen(
             self.argv,
+            cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        self._reader = threading.Thread(target=self._read, name="sipguard-stderr", daemon=True)
+        self._reader = threading.Thread(target=self._read, name="proxy-stderr", daemon=True)
         self._reader.start()
-        self.outside_port = 0
-        self.inside_port = 0
 
     @property
     def pid(self) -> int:
         return self._popen.pid
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.outside_port, self.inside_port]
 
     def _read(self) -> None:
         stream = self._popen.stderr
@@ -211,21 +261,22 @@ class GuardProcess:
             for line in stream:
                 self.lines.append(line.rstrip("\n"))
                 log.write(line)
+                log.flush()
                 found = LISTEN_LINE.search(line)
                 if found is not None and not self._ready.is_set():
                     self.outside_port = int(found.group("outside"))
                     self.inside_port = int(found.group("inside"))
                     self._ready.set()
-        self._ready.set()  # the process ended: wake a waiter
+        self._ready.set()  # the process ended: wake the waiter
 
-    def wait_ready(self, timeout_s: float = GUARD_START_S) -> None:
+    def wait_ready(self, timeout_s: float = PROXY_START_S) -> None:
         self._ready.wait(timeout_s)
         if not self.outside_port:
             self.stop()
-            raise RuntimeError(f"sipguard did not start: {self.lines[-5:]}")
+            raise RuntimeError(f"{self.argv[0]} did not start: {self.lines[-5:]}")
 
-    def cpu_s(self) -> float:
-        return process_cpu_s(self.pid)
+    def cpu(self) -> tuple[float, float]:
+        return process_cpu(self.pid)
 
     def stop(self) -> int:
         """SIGTERM (graceful), then SIGKILL past the deadline; always reaped."""
@@ -233,12 +284,82 @@ class GuardProcess:
             with contextlib.suppress(ProcessLookupError):
                 self._popen.send_signal(signal.SIGTERM)
         try:
-            code = self._popen.wait(GUARD_STOP_S)
+            code = self._popen.wait(PROXY_STOP_S)
         except subprocess.TimeoutExpired:
             self._popen.kill()
             code = self._popen.wait()
         self._reader.join(2.0)
         return code
+
+
+# ---- the dumb relay: what a Python proxy costs when it does nothing -----------------------------
+
+
+class _Relay:
+    """Outside datagrams go to the upstream, inside ones to the last outside sender. No parsing."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.client: tuple[str, int] | None = None
+        self.outside: asyncio.DatagramTransport | None = None
+        self.inside: asyncio.DatagramTransport | None = None
+
+
+class _RelaySide(asyncio.DatagramProtocol):
+    def __init__(self, relay: _Relay, *, inside: bool) -> None:
+        self._relay = relay
+        self._inside = inside
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        relay = self._relay
+        if self._inside:
+            if relay.client is not None and relay.outside is not None:
+                relay.outside.sendto(data, relay.client)
+        else:
+            relay.client = (addr[0], addr[1])
+            if relay.inside is not None:
+                relay.inside.sendto(data, relay.upstream)
+
+
+async def _relay(upstream_port: int) -> None:
+    from sipguard.io import signals  # SIGTERM/SIGINT set the event, as in `sipguard run`
+
+    loop = asyncio.get_running_loop()
+    relay = _Relay((LOOPBACK, upstream_port))
+    outside, _ = await loop.create_datagram_endpoint(
+        lambda: _RelaySide(relay, inside=False), local_addr=(LOOPBACK, 0)
+    )
+    inside, _ = await loop.create_datagram_endpoint(
+        lambda: _RelaySide(relay, inside=True), local_addr=(LOOPBACK, 0)
+    )
+    relay.outside, relay.inside = outside, inside
+    stop = asyncio.Event()
+    remove = signals.install(stop, lambda: None)
+    print(
+        f"relay listening on udp://{LOOPBACK}:{outside.get_extra_info('sockname')[1]};"
+        f" inside udp://{LOOPBACK}:{inside.get_extra_info('sockname')[1]};"
+        f" forwarding to udp://{LOOPBACK}:{upstream_port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        remove()
+        outside.close()
+        inside.close()
+
+
+def relay_main(argv: Sequence[str]) -> int:
+    """``python -m bench.calls relay --upstream PORT``: the dumb relay, on uvloop like sipguard."""
+    parser = argparse.ArgumentParser(prog="python -m bench.calls")
+    parser.add_argument("what", choices=["relay"])
+    parser.add_argument("--upstream", type=int, required=True, help="the UAS port on loopback")
+    args = parser.parse_args(argv)
+    from sipguard.io.loop import run
+
+    run(_relay(args.upstream))
+    return 0
 
 
 # ---- SIPp's per-message table -----------------------------------------------------------------
@@ -298,7 +419,7 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     n = len(ordered)
 
     def rank(p: float) -> float:
-        index = math.ceil(p / 100.0 * n - 1e-9) - 1  # nearest rank
+        index = math.ceil(p / 100.0 * n - 1e-9) - 1
         return ordered[max(0, min(n - 1, index))]
 
     return {
@@ -312,9 +433,10 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _difference(guarded: Mapping[str, float], baseline: Mapping[str, float]) -> dict[str, float]:
+def _difference(more: Mapping[str, float], base: Mapping[str, float]) -> dict[str, float]:
+    """Percentile by percentile (not the percentiles of per-call differences)."""
     keys = ("mean", "p50", "p90", "p99", "p99_9", "max")
-    return {k: guarded[k] - baseline[k] for k in keys if k in guarded and k in baseline}
+    return {k: more[k] - base[k] for k in keys if k in more and k in base}
 
 
 # ---- one step: a bounded SIPp run -------------------------------------------------------------
@@ -322,36 +444,41 @@ def _difference(guarded: Mapping[str, float], baseline: Mapping[str, float]) -> 
 
 @dataclass(slots=True)
 class StepResult:
-    """One SIPp UAC run at one target rate (JSON: ``asdict``)."""
+    """One SIPp UAC run at one target rate (JSON: ``asdict``). ``proxy_*`` is None in baseline."""
 
     mode: Mode
     target_cps: int
     calls_planned: int
     calls_created: int = 0
     successful: int = 0
-    failed: int = 0  # UAC + UAS failed calls
+    failed: int = 0  # UAC + UAS (an aborted step counts the calls its stop cut off)
     retransmissions: int = 0  # UAC + UAS
     retrans_ratio: float = 0.0  # retransmissions / messages
     achieved_cps: float = 0.0  # SIPp's CallRate(C): calls created / SIPp's elapsed time
     wall_s: float = 0.0  # UAC start to UAC exit
     messages: int = 0  # datagrams the two SIPps sent (first copies + retransmissions)
     messages_per_call: float = 0.0
-    messages_per_s: float = 0.0  # in guarded mode: messages through sipguard per second
-    guard_cpu_s: float | None = None
-    guard_cpu_pct: float | None = None  # of one core
-    guard_msgs_per_cpu_s: float | None = None
-    guard_cpu_s_per_1000_msgs: float | None = None
-    guard_us_per_msg: float | None = None
-    guard_socket_drops: int | None = None  # kernel drops on sipguard's own UDP sockets
+    messages_per_s: float = 0.0  # through the proxy, in relay and guarded modes
+    proxy_cpu_s: float | None = None
+    proxy_user_s: float | None = None
+    proxy_sys_s: float | None = None
+    proxy_cpu_pct: float | None = None  # of one core
+    proxy_msgs_per_cpu_s: float | None = None
+    proxy_cpu_s_per_1000_msgs: float | None = None
+    proxy_us_per_msg: float | None = None
+    proxy_socket_drops: int | None = None  # kernel drops on the proxy's own UDP sockets
     sipp_cpu_s: float = 0.0  # UAC + UAS
-    sipp_cpu_pct: float = 0.0
+    sipp_cpu_pct: float = 0.0  # of one core
+    bench_cpu_s: float = 0.0  # this process (watchdog)
+    host_busy_pct: float = 0.0  # all CPUs of the host together, 100 = every CPU busy
+    host_steal_pct: float = 0.0  # taken by the hypervisor
+    other_cpu_s: float = 0.0  # host busy minus proxy, SIPp and bench: other processes, IRQs
     udp_rcvbuf_errors: int = 0  # whole host (/proc/net/snmp), during the step
     aborted: str = ""  # why the watchdog ended the UAC early
     ok: bool = False
     reason: str = ""  # why the step does not count as sustained
     uac_returncode: int = 0
     rtt_ms: dict[str, float] = field(default_factory=dict)  # latency steps only
-    work_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,27 +495,37 @@ class ProbeResult:
     setup_us: dict[str, float]  # INVITE sent -> 200 received
     ringing_us: dict[str, float]  # INVITE sent -> 180 received
     bye_us: dict[str, float]  # BYE sent -> 200 received
-    guard_cpu_s: float | None = None
+    proxy_cpu_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Cpu:
+    """Every CPU clock a step reads, at one moment."""
+
+    proxy: tuple[float, float]
+    host: tuple[float, float, float]
+    bench: float
+
+    @classmethod
+    def now(cls, proxy: ProxyProcess | None) -> _Cpu:
+        return cls(proxy.cpu() if proxy is not None else (0.0, 0.0), host_cpu(), self_cpu_s())
 
 
 class Bench:
-    """The shared pieces of one run: a work folder, the SIPp binary, the UAS port, sipguard."""
+    """The shared pieces of one run: a work folder, the SIPp binary, the UAS port, the proxies."""
 
     def __init__(self, work_dir: Path, sipp: str) -> None:
         self.work_dir = work_dir
         self.sipp = sipp
         self.uas_port = free_udp_port(LOOPBACK)  # the UAS (a fresh one per step) always sits here
-        self.guard: GuardProcess | None = None
+        self.proxies: dict[Mode, ProxyProcess] = {}
         work_dir.mkdir(parents=True, exist_ok=True)
 
-    @contextlib.contextmanager
-    def guarded(
-        self, name: str, *, profile_to: Path | None = None, launcher: Sequence[str] = ()
-    ) -> Iterator[GuardProcess]:
-        """sipguard with upstream = the UAS port, for the duration of the block."""
-        policy = self.work_dir / f"policy-{name}.yaml"
-        policy.write_text(
-            "# written by bench/calls.py: loopback only, ephemeral ports\n"
+    def policy(self, name: str) -> Path:
+        """sipguard's policy: loopback, ephemeral ports, upstream the UAS, files in the work dir."""
+        path = self.work_dir / f"policy-{name}.yaml"
+        path.write_text(
+            "# written by bench/calls.py\n"
             "listen: [udp://127.0.0.1:0]\n"
             f"upstream: udp://127.0.0.1:{self.uas_port}\n"
             "inside: udp://127.0.0.1:0\n"
@@ -396,23 +533,38 @@ class Bench:
             f"control: {self.work_dir / f'control-{name}.sock'}\n",
             encoding="utf-8",
         )
-        guard = GuardProcess(
-            policy, self.work_dir / f"sipguard-{name}.log", profile_to=profile_to, launcher=launcher
-        )
+        return path
+
+    @contextlib.contextmanager
+    def proxy(
+        self,
+        mode: ProxyMode,
+        name: str,
+        *,
+        profile_to: Path | None = None,
+        launcher: Sequence[str] = (),
+    ) -> Iterator[ProxyProcess]:
+        """sipguard (``guarded``) or the dumb relay (``relay``) in front of the UAS port."""
+        if mode == "guarded":
+            argv = sipguard_argv(self.policy(name), profile_to=profile_to, launcher=launcher)
+        else:
+            argv = [sys.executable, "-m", "bench.calls", "relay", "--upstream", str(self.uas_port)]
+        proc = ProxyProcess(argv, self.work_dir / f"{mode}-{name}.log")
         try:
-            guard.wait_ready()
-            self.guard = guard
-            yield guard
+            proc.wait_ready()
+            self.proxies[mode] = proc
+            yield proc
         finally:
-            self.guard = None
-            guard.stop()
+            self.proxies.pop(mode, None)
+            proc.stop()
 
     def target(self, mode: Mode) -> tuple[str, int]:
         if mode == "baseline":
             return (LOOPBACK, self.uas_port)
-        if self.guard is None:
-            raise RuntimeError("guarded mode needs a running sipguard (Bench.guarded)")
-        return (LOOPBACK, self.guard.outside_port)
+        proxy = self.proxies.get(mode)
+        if proxy is None:
+            raise RuntimeError(f"{mode} mode needs its proxy running (Bench.proxy)")
+        return (LOOPBACK, proxy.outside_port)
 
     @contextlib.contextmanager
     def uas(self, label: str, limit_s: float) -> Iterator[SippProcess]:
@@ -421,7 +573,7 @@ class Bench:
             local_port=self.uas_port,
             timeout_s=limit_s + 30.0,
             timeout_error=False,
-            trace_logs=False,  # one log line per call would be disk I/O the proxy run doesn't do
+            trace_logs=False,  # a log line per call is disk I/O that has nothing to do with SIP
             label=label,
         )
         proc = start(self.work_dir, config, binary=self.sipp)
@@ -431,14 +583,25 @@ class Bench:
             proc.stop(grace_s=2.0)
 
     def step(
-        self, mode: Mode, rate: int, calls: int, grace_s: float, *, rtt: bool = False
+        self,
+        mode: Mode,
+        rate: int,
+        calls: int,
+        grace_s: float,
+        *,
+        rtt: bool = False,
+        watch: bool = True,
     ) -> StepResult:
-        """``calls`` calls at ``rate`` calls/s; bounded by ``calls / rate + grace_s`` seconds."""
+        """``calls`` calls at ``rate`` calls/s, bounded by ``calls / rate + grace_s`` seconds.
+
+        ``watch`` ends the UAC as soon as the step has failed anyway (a failed call, more
+        retransmissions than the whole step may have): an overloaded step would otherwise wait
+        for SIPp's retransmission timers (about 30 s).
+        """
         limit_s = calls / rate + grace_s
         result = StepResult(mode=mode, target_cps=rate, calls_planned=calls)
-        budget = int(RETRANS_LIMIT * MESSAGES_PER_CALL * calls)
-        guard = self.guard if mode == "guarded" else None
-        guard_ports = [guard.outside_port, guard.inside_port] if guard is not None else []
+        budget = int(RETRANS_LIMIT * MESSAGES_PER_CALL * calls) if watch else 1 << 62
+        proxy = self.proxies.get(mode)
         child0 = children_cpu_s()
         with self.uas(f"uas-{mode}-{rate}", limit_s) as uas:
             uac_config = SippConfig(
@@ -455,22 +618,23 @@ class Bench:
                 label=f"uac-{mode}-{rate}",
             )
             snmp0 = udp_snmp()
-            drops0 = socket_drops(guard_ports) if guard else 0
-            guard0 = guard.cpu_s() if guard else 0.0
+            drops0 = socket_drops(proxy.ports) if proxy is not None else 0
+            cpu0 = _Cpu.now(proxy)
             t0 = time.monotonic()
             uac = start(self.work_dir, uac_config, binary=self.sipp)
             try:
-                result.aborted = _watch(uac, budget, t0 + limit_s)
+                result.aborted = _watch(uac, budget, t0 + limit_s, fail_fast=watch)
             finally:
                 uac_result = uac.stop(soft=False) if uac.running() else uac.result()
             result.wall_s = time.monotonic() - t0
-            if guard is not None:
-                result.guard_cpu_s = guard.cpu_s() - guard0
-                result.guard_socket_drops = socket_drops(guard_ports) - drops0
+            cpu1 = _Cpu.now(proxy)
+            if proxy is not None:
+                result.proxy_socket_drops = socket_drops(proxy.ports) - drops0
             snmp1 = udp_snmp()
         uas_result = uas.result()
         result.sipp_cpu_s = children_cpu_s() - child0
         result.udp_rcvbuf_errors = snmp1.get("RcvbufErrors", 0) - snmp0.get("RcvbufErrors", 0)
+        _account(result, cpu0, cpu1, with_proxy=proxy is not None)
         _fill(result, uac_result, uas_result)
         if rtt:
             rtt_file = uac_result.files.rtt(uac_result.pid)
@@ -479,13 +643,13 @@ class Bench:
         return result
 
 
-def _watch(uac: SippProcess, retrans_budget: int, deadline: float) -> str:
-    """Wait for the UAC; end it early once the step has failed anyway. Returns why, or ""."""
+def _watch(uac: SippProcess, retrans_budget: int, deadline: float, *, fail_fast: bool) -> str:
+    """Wait for the UAC; end it at the deadline, or early once the step has failed anyway."""
     while uac.running():
         if time.monotonic() >= deadline:
             uac.stop(soft=False)
             return "time limit"
-        stats = uac.stats()
+        stats = uac.stats() if fail_fast else None
         if stats is not None:
             if stats.failed:
                 uac.stop(soft=False)
@@ -497,10 +661,26 @@ def _watch(uac: SippProcess, retrans_budget: int, deadline: float) -> str:
     return ""
 
 
+def _account(result: StepResult, cpu0: _Cpu, cpu1: _Cpu, *, with_proxy: bool) -> None:
+    """CPU of the proxy, of the host and of everything else during the step."""
+    user = cpu1.proxy[0] - cpu0.proxy[0]
+    system = cpu1.proxy[1] - cpu0.proxy[1]
+    busy = cpu1.host[0] - cpu0.host[0]
+    steal = cpu1.host[1] - cpu0.host[1]
+    total = cpu1.host[2] - cpu0.host[2]
+    result.bench_cpu_s = cpu1.bench - cpu0.bench
+    if with_proxy:
+        result.proxy_user_s, result.proxy_sys_s = user, system
+        result.proxy_cpu_s = user + system
+    if total > 0:
+        result.host_busy_pct = 100.0 * busy / total
+        result.host_steal_pct = 100.0 * steal / total
+    result.other_cpu_s = busy - (user + system) - result.sipp_cpu_s - result.bench_cpu_s
+
+
 def _fill(result: StepResult, uac: SippResult, uas: SippResult) -> None:
     """Counters, rates and the verdict of a finished step."""
     result.uac_returncode = uac.returncode
-    result.work_dir = str(uac.files.work_dir.parent)
     if uac.stats is not None:
         result.calls_created = uac.stats.created
         result.successful = uac.stats.successful
@@ -523,13 +703,13 @@ def _fill(result: StepResult, uac: SippResult, uas: SippResult) -> None:
         result.sipp_cpu_pct = 100.0 * result.sipp_cpu_s / result.wall_s
     if result.messages:
         result.retrans_ratio = result.retransmissions / result.messages
-    cpu = result.guard_cpu_s
+    cpu = result.proxy_cpu_s
     if cpu is not None and result.wall_s > 0:
-        result.guard_cpu_pct = 100.0 * cpu / result.wall_s
+        result.proxy_cpu_pct = 100.0 * cpu / result.wall_s
         if cpu > 0 and result.messages:
-            result.guard_msgs_per_cpu_s = result.messages / cpu
-            result.guard_cpu_s_per_1000_msgs = 1000.0 * cpu / result.messages
-            result.guard_us_per_msg = 1e6 * cpu / result.messages
+            result.proxy_msgs_per_cpu_s = result.messages / cpu
+            result.proxy_cpu_s_per_1000_msgs = 1000.0 * cpu / result.messages
+            result.proxy_us_per_msg = 1e6 * cpu / result.messages
     reasons = []
     if result.aborted:
         reasons.append(f"stopped early: {result.aborted}")
@@ -547,16 +727,33 @@ def _fill(result: StepResult, uac: SippResult, uas: SippResult) -> None:
     result.ok = not reasons
 
 
+def _progress(step: StepResult) -> None:
+    verdict = "ok" if step.ok else f"FAIL ({step.reason})"
+    cpu = f", proxy {step.proxy_cpu_pct:.0f}% CPU" if step.proxy_cpu_pct is not None else ""
+    print(
+        f"  {step.mode:8s} {step.target_cps:5d} calls/s: {step.successful}/{step.calls_planned}"
+        f" calls, {step.achieved_cps:.0f} calls/s, {step.messages_per_s:.0f} msgs/s{cpu},"
+        f" host {step.host_busy_pct:.0f}% busy -> {verdict}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 # ---- scenario: throughput ----------------------------------------------------------------------
 
 
-def throughput(bench: Bench, config: CallsConfig) -> dict[str, Any]:
-    """Step up the rate for baseline and guarded (interleaved); each stops at its first failure."""
-    steps: dict[Mode, list[StepResult]] = {"baseline": [], "guarded": []}
-    done: dict[Mode, bool] = {"baseline": False, "guarded": False}
-    with bench.guarded("throughput"):
+def throughput(
+    bench: Bench, config: CallsConfig, modes: Sequence[Mode] = THROUGHPUT_MODES
+) -> dict[str, Any]:
+    """Step up the rate for every mode (interleaved); each stops at its first failed step."""
+    steps: dict[Mode, list[StepResult]] = {mode: [] for mode in modes}
+    done: dict[Mode, bool] = dict.fromkeys(modes, False)
+    with contextlib.ExitStack() as stack:
+        for mode in modes:
+            if mode != "baseline":
+                stack.enter_context(bench.proxy(mode, "throughput"))
         for rate in config.rates:
-            for mode in MODES:
+            for mode in modes:
                 if done[mode]:
                     continue
                 calls = min(round(rate * config.step_s), config.step_cap)
@@ -568,13 +765,14 @@ def throughput(bench: Bench, config: CallsConfig) -> dict[str, Any]:
             if all(done.values()):
                 break
     out: dict[str, Any] = {
+        "modes": list(modes),
         "rates": list(config.rates),
         "step_s": config.step_s,
         "step_cap": config.step_cap,
         "retrans_limit": RETRANS_LIMIT,
         "rate_shortfall": RATE_SHORTFALL,
     }
-    for mode in MODES:
+    for mode in modes:
         sustained = [s for s in steps[mode] if s.ok]
         best = sustained[-1] if sustained else None
         out[mode] = {
@@ -586,64 +784,46 @@ def throughput(bench: Bench, config: CallsConfig) -> dict[str, Any]:
     return out
 
 
-def _progress(step: StepResult) -> None:
-    verdict = "ok" if step.ok else f"FAIL ({step.reason})"
-    cpu = f" sipguard {step.guard_cpu_pct:.0f}% CPU" if step.guard_cpu_pct is not None else ""
-    print(
-        f"  {step.mode:8s} {step.target_cps:5d} calls/s: {step.successful}/{step.calls_planned}"
-        f" calls, {step.achieved_cps:.0f} calls/s, {step.messages_per_s:.0f} msgs/s{cpu}"
-        f" -> {verdict}",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 # ---- scenario: latency -------------------------------------------------------------------------
 
 
 def latency(bench: Bench, config: CallsConfig) -> dict[str, Any]:
     """Response times at ``latency_rate``: SIPp's (ms) and the probe's (us), with and without."""
     rate, calls = config.latency_rate, config.latency_calls
+    limit_s = calls / rate + config.step_grace_s
     sipp: dict[str, Any] = {}
     probe: dict[str, Any] = {}
-    with bench.guarded("latency"):
-        for mode in MODES:
+    with bench.proxy("guarded", "latency"), bench.proxy("relay", "latency"):
+        for mode in SIPP_LATENCY_MODES:
             step = bench.step(mode, rate, calls, config.step_grace_s, rtt=True)
             _progress(step)
             sipp[mode] = asdict(step)
             time.sleep(config.settle_s)
-        for mode in MODES:
-            with bench.uas(f"uas-probe-{mode}", calls / rate + config.step_grace_s):
-                guard = bench.guard if mode == "guarded" else None
-                cpu0 = guard.cpu_s() if guard is not None else 0.0
+        for mode in PROBE_MODES:
+            proxy = bench.proxies.get(mode)
+            with bench.uas(f"uas-probe-{mode}", limit_s):
+                cpu0 = sum(proxy.cpu()) if proxy is not None else 0.0
                 result = probe_calls(
-                    bench.target(mode),
-                    mode=mode,
-                    calls=calls,
-                    rate=rate,
-                    limit_s=calls / rate + config.step_grace_s,
+                    bench.target(mode), mode=mode, calls=calls, rate=rate, limit_s=limit_s
                 )
-                if guard is not None:
-                    result = _with_cpu(result, guard.cpu_s() - cpu0)
+                if proxy is not None:
+                    result = replace(result, proxy_cpu_s=sum(proxy.cpu()) - cpu0)
             print(
                 f"  probe    {mode:8s}: {result.completed}/{calls} calls,"
-                f" setup p50 {result.setup_us.get('p50', 0):.0f} us"
-                f" p99 {result.setup_us.get('p99', 0):.0f} us",
+                f" INVITE->180 p50 {result.ringing_us.get('p50', 0):.0f} us"
+                f" p99 {result.ringing_us.get('p99', 0):.0f} us",
                 file=sys.stderr,
                 flush=True,
             )
             probe[mode] = asdict(result)
             time.sleep(config.settle_s)
     sipp["added_ms"] = _difference(sipp["guarded"]["rtt_ms"], sipp["baseline"]["rtt_ms"])
-    probe["added_us"] = {
-        key: _difference(probe["guarded"][key], probe["baseline"][key])
-        for key in ("setup_us", "ringing_us", "bye_us")
+    keys = ("setup_us", "ringing_us", "bye_us")
+    probe["added_us"] = {k: _difference(probe["guarded"][k], probe["baseline"][k]) for k in keys}
+    probe["relay_added_us"] = {
+        k: _difference(probe["relay"][k], probe["baseline"][k]) for k in keys
     }
     return {"rate": rate, "calls": calls, "sipp": sipp, "probe": probe}
-
-
-def _with_cpu(result: ProbeResult, cpu: float) -> ProbeResult:
-    return replace(result, guard_cpu_s=cpu)
 
 
 # ---- the precise probe -------------------------------------------------------------------------
@@ -653,6 +833,7 @@ _SDP: Final = (
     b"c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 )
 _COMPACT: Final = {b"i": b"call-id", b"t": b"to", b"m": b"contact", b"f": b"from", b"v": b"via"}
+ACK_GAP_S: Final = 0.0005  # between ACK and BYE, so the BYE is not timed behind the ACK
 
 
 @dataclass(slots=True)
@@ -776,6 +957,7 @@ class _Probe:
         route = b", ".join(reversed(record_route))
         ack = self._request(b"ACK", target_uri, call_id, 1, b"ack%d" % index, to=to, route=route)
         self.sock.sendto(ack, self.target)
+        time.sleep(ACK_GAP_S)
         bye = self._request(b"BYE", target_uri, call_id, 2, b"bye%d" % index, to=to, route=route)
         bye_sent = time.perf_counter_ns()
         self.sock.sendto(bye, self.target)
@@ -799,8 +981,8 @@ def probe_calls(
     ``limit_s``); every call times INVITE->180, INVITE->200 and BYE->200 with perf_counter_ns.
 
     The probe is one Python process with a blocking socket and the garbage collector paused, so
-    its own overhead is small and the same with and without sipguard: the difference of the two
-    runs is what sipguard adds.
+    its own overhead is small and the same in every mode: the difference of two modes' runs is
+    what the proxy adds. A call waits at most ``timeout_s`` for each response (no retransmission).
     """
     probe = _Probe(target, timeout_s)
     setup: list[float] = []
@@ -851,45 +1033,97 @@ def probe_calls(
 # ---- scenario: profile -------------------------------------------------------------------------
 
 
-def profile(bench: Bench, config: CallsConfig, prof_path: Path, top: int = 25) -> dict[str, Any]:
-    """One guarded step with sipguard under cProfile; top functions by cumulative and self time."""
-    with bench.guarded("profile", profile_to=prof_path):
-        step = bench.step(
-            "guarded",
-            config.profile_rate,
-            config.profile_calls,
-            config.step_grace_s,
-        )
-        _progress(step)
-    if not prof_path.exists():
-        return {"step": asdict(step), "error": f"cProfile wrote no {prof_path}"}
-    stats = pstats.Stats(str(prof_path))
-    entries = []
-    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    for func, (_, ncalls, tottime, cumtime, _) in table.items():
-        entries.append(
-            {
-                "function": _label(func),
-                "ncalls": ncalls,
-                "tottime_s": tottime,
-                "cumtime_s": cumtime,
-            }
-        )
-    messages = max(step.messages, 1)
-    for entry in entries:
-        entry["self_us_per_msg"] = 1e6 * entry["tottime_s"] / messages
-        entry["cum_us_per_msg"] = 1e6 * entry["cumtime_s"] / messages
-    by_cum = sorted(entries, key=lambda e: e["cumtime_s"], reverse=True)[:top]
-    by_self = sorted(entries, key=lambda e: e["tottime_s"], reverse=True)[:top]
-    total = sum(e["tottime_s"] for e in entries)
+def profile(
+    bench: Bench,
+    config: CallsConfig,
+    out_stem: Path,
+    *,
+    profiler: Profiler = "cprofile",
+    top: int = 25,
+) -> dict[str, Any]:
+    """One guarded step (not cut short on failure) with sipguard under ``profiler``.
+
+    cProfile: deterministic, every call counted, but about 2-3x slower, and its times are wall
+    times (the event loop's own entry includes the idle wait). py-spy: samples at 250 Hz from
+    outside (``--nonblocking``: it never pauses sipguard), idle excluded, so its shares are
+    shares of sipguard's CPU time; written as ``<stem>.pyspy.txt`` (collapsed stacks).
+    """
+    rate, calls = config.profile_rate, config.profile_calls
+    if profiler == "cprofile":
+        prof = out_stem.with_suffix(".prof")
+        with bench.proxy("guarded", "profile", profile_to=prof):
+            step = bench.step("guarded", rate, calls, config.step_grace_s, watch=False)
+            _progress(step)
+        if not prof.exists():
+            return {"profiler": profiler, "step": asdict(step), "error": f"no {prof}"}
+        entries = _cprofile_entries(prof, max(step.messages, 1))
+        out_file = prof
+    else:
+        spy = find_py_spy()
+        if spy is None:
+            return {"profiler": profiler, "error": "py-spy is not installed"}
+        out_file = out_stem.with_suffix(".pyspy.txt")
+        with bench.proxy("guarded", "profile") as guard:
+            argv = [
+                spy,
+                "record",
+                "--pid",
+                str(guard.pid),
+                "--nonblocking",
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--duration",
+                str(math.ceil(calls / rate) + 2),
+                "-o",
+                str(out_file),
+            ]
+            log = (bench.work_dir / "py-spy.log").open("w")
+            with log:
+                sampler = subprocess.Popen(argv, stdout=log, stderr=log)
+                try:
+                    time.sleep(1.0)  # attached before the first call
+                    step = bench.step("guarded", rate, calls, config.step_grace_s, watch=False)
+                    _progress(step)
+                    sampler.wait(calls / rate + 30.0)
+                finally:
+                    if sampler.poll() is None:
+                        sampler.send_signal(signal.SIGINT)  # py-spy writes what it has
+                        try:
+                            sampler.wait(10.0)
+                        except subprocess.TimeoutExpired:
+                            sampler.kill()
+                            sampler.wait()
+        if not out_file.exists():
+            return {"profiler": profiler, "step": asdict(step), "error": f"no {out_file}"}
+        entries = _pyspy_entries(out_file, step)
     return {
+        "profiler": profiler,
         "step": asdict(step),
-        "profile_file": str(prof_path),
-        "profiled_seconds": total,
+        "profile_file": str(out_file),
         "messages": step.messages,
-        "by_cumulative": by_cum,
-        "by_self": by_self,
+        "by_cumulative": sorted(entries, key=lambda e: e["cum_pct"], reverse=True)[:top],
+        "by_self": sorted(entries, key=lambda e: e["self_pct"], reverse=True)[:top],
     }
+
+
+def _cprofile_entries(prof: Path, messages: int) -> list[dict[str, Any]]:
+    stats = pstats.Stats(str(prof))
+    table: dict[tuple[str, int, str], tuple[int, int, float, float, object]]
+    table = stats.stats  # type: ignore[attr-defined]
+    total = sum(row[2] for row in table.values()) or 1.0
+    return [
+        {
+            "function": _label(func),
+            "calls": ncalls,
+            "self_pct": 100.0 * tottime / total,
+            "cum_pct": 100.0 * cumtime / total,
+            "self_us_per_msg": 1e6 * tottime / messages,
+            "cum_us_per_msg": 1e6 * cumtime / messages,
+        }
+        for func, (_, ncalls, tottime, cumtime, _) in table.items()
+    ]
 
 
 def _label(func: tuple[str, int, str]) -> str:
@@ -897,11 +1131,45 @@ def _label(func: tuple[str, int, str]) -> str:
     if filename == "~":
         return name  # a builtin: "<method 'sendto' ...>"
     path = filename
-    for marker in ("/site-packages/", "/work/main/", "/lib/python3.11/"):
+    for marker in ("/site-packages/", f"{ROOT}/", "/lib/python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
-    return f"{path}:{line}({name})"
+    return f"{name} ({path}:{line})"
+
+
+_PYSPY_LINE = re.compile(r":\d+\)$")
+
+
+def _pyspy_entries(path: Path, step: StepResult) -> list[dict[str, Any]]:
+    """Self and inclusive sample counts per function (lines merged) from py-spy's raw output."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = [_PYSPY_LINE.sub(")", frame) for frame in stack.split(";")]
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    cpu_per_msg = 1e6 * (step.proxy_cpu_s or 0.0) / max(step.messages, 1)
+    total = samples or 1
+    return [
+        {
+            "function": name,
+            "calls": None,
+            "samples": inclusive[name],
+            "self_pct": 100.0 * own[name] / total,
+            "cum_pct": 100.0 * inclusive[name] / total,
+            "self_us_per_msg": cpu_per_msg * own[name] / total,
+            "cum_us_per_msg": cpu_per_msg * inclusive[name] / total,
+        }
+        for name in inclusive
+    ]
 
 
 # ---- Markdown ----------------------------------------------------------------------------------
@@ -918,14 +1186,15 @@ def _num(value: object, digits: int = 0) -> str:
 
 
 def markdown(results: Mapping[str, Any]) -> str:
-    """The tables of the call scenarios in ``results`` (a subset of the JSON's ``scenarios``)."""
+    """The tables of the call scenarios in ``results`` (the JSON's ``scenarios``)."""
     out: list[str] = []
     if "throughput" in results:
         out += _throughput_md(results["throughput"])
     if "latency" in results:
         out += _latency_md(results["latency"])
-    if "profile" in results:
-        out += _profile_md(results["profile"])
+    for key in ("profile", "profile_py_spy"):
+        if key in results:
+            out += _profile_md(results[key])
     if "throughput" in results or "latency" in results:
         out += _goals_md(results)
     return "\n".join(out)
@@ -936,23 +1205,29 @@ def _throughput_md(data: Mapping[str, Any]) -> list[str]:
         "### Throughput: step-up search (UDP, 6 messages per call)",
         "",
         "| mode | target calls/s | achieved calls/s | calls ok/planned | failed | retrans |"
-        " msgs/s | sipguard CPU % | msgs per CPU-s | CPU-s per 1k msgs | us CPU/msg |"
-        " SIPp CPU % | sustained |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        " msgs/s | proxy CPU % | user/sys s | msgs per CPU-s | CPU-s per 1k msgs |"
+        " us CPU/msg | SIPp CPU % | host busy % | other CPU s | sustained |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for mode in MODES:
+    for mode in data["modes"]:
         for s in data[mode]["steps"]:
             verdict = "yes" if s["ok"] else f"no: {s['reason']}"
+            split = (
+                f"{s['proxy_user_s']:.2f}/{s['proxy_sys_s']:.2f}"
+                if s["proxy_user_s"] is not None
+                else "-"
+            )
             out.append(
                 f"| {mode} | {s['target_cps']:,} | {_num(s['achieved_cps'])} |"
                 f" {s['successful']:,}/{s['calls_planned']:,} | {s['failed']} |"
                 f" {s['retransmissions']:,} | {_num(s['messages_per_s'])} |"
-                f" {_num(s['guard_cpu_pct'])} | {_num(s['guard_msgs_per_cpu_s'])} |"
-                f" {_num(s['guard_cpu_s_per_1000_msgs'], 3)} | {_num(s['guard_us_per_msg'], 1)} |"
-                f" {_num(s['sipp_cpu_pct'])} | {verdict} |"
+                f" {_num(s['proxy_cpu_pct'])} | {split} | {_num(s['proxy_msgs_per_cpu_s'])} |"
+                f" {_num(s['proxy_cpu_s_per_1000_msgs'], 3)} | {_num(s['proxy_us_per_msg'], 1)} |"
+                f" {_num(s['sipp_cpu_pct'])} | {_num(s['host_busy_pct'])} |"
+                f" {_num(s['other_cpu_s'], 2)} | {verdict} |"
             )
     out.append("")
-    for mode in MODES:
+    for mode in data["modes"]:
         best = data[mode]
         out.append(
             f"* {mode}: highest sustained rate {best['max_sustained_cps']:,} calls/s"
@@ -960,6 +1235,11 @@ def _throughput_md(data: Mapping[str, Any]) -> list[str]:
         )
     out.append("")
     return out
+
+
+def _pct_row(label: str, what: str, mode: str, p: Mapping[str, float], digits: int) -> str:
+    cells = "".join(f" {_num(p.get(k), digits)} |" for k in ("p50", "p90", "p99", "p99_9", "max"))
+    return f"| {label} | {what} | {mode} | {_num(p.get('n'))} |{cells} {_num(p.get('mean'), 1)} |"
 
 
 def _latency_md(data: Mapping[str, Any]) -> list[str]:
@@ -971,73 +1251,80 @@ def _latency_md(data: Mapping[str, Any]) -> list[str]:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     sipp = data["sipp"]
-    for mode in (*MODES, "added_ms"):
-        p = sipp[mode]["rtt_ms"] if mode in MODES else sipp[mode]
-        label = mode if mode in MODES else "**added**"
-        out.append(
-            f"| SIPp (whole ms) | INVITE->200 ms | {label} | {_num(p.get('n'))} |"
-            + "".join(f" {_num(p.get(k), 1)} |" for k in ("p50", "p90", "p99", "p99_9", "max"))
-            + f" {_num(p.get('mean'), 2)} |"
-        )
+    out.extend(
+        _pct_row("SIPp", "INVITE->200 ms", mode, sipp[mode]["rtt_ms"], 0)
+        for mode in SIPP_LATENCY_MODES
+    )
+    out.append(_pct_row("SIPp", "INVITE->200 ms", "**added**", sipp["added_ms"], 0))
     probe = data["probe"]
     for key, what in (
-        ("setup_us", "INVITE->200 us"),
         ("ringing_us", "INVITE->180 us"),
+        ("setup_us", "INVITE->200 us"),
         ("bye_us", "BYE->200 us"),
     ):
-        for mode in (*MODES, "added_us"):
-            p = probe[mode][key]
-            label = mode if mode in MODES else "**added**"
-            out.append(
-                f"| probe (perf_counter_ns) | {what} | {label} | {_num(p.get('n'))} |"
-                + "".join(f" {_num(p.get(k))} |" for k in ("p50", "p90", "p99", "p99_9", "max"))
-                + f" {_num(p.get('mean'))} |"
-            )
-    base, guarded = probe["baseline"], probe["guarded"]
+        out.extend(_pct_row("probe", what, mode, probe[mode][key], 0) for mode in PROBE_MODES)
+        out.append(_pct_row("probe", what, "relay added", probe["relay_added_us"][key], 0))
+        out.append(_pct_row("probe", what, "**added**", probe["added_us"][key], 0))
     out.append("")
-    out.append(
-        f"* probe: baseline {base['completed']}/{base['calls_planned']} calls,"
-        f" guarded {guarded['completed']}/{guarded['calls_planned']} calls;"
-        f" sipguard CPU during the guarded probe {_num(guarded['guard_cpu_s'], 2)} s"
-    )
-    out.append("")
+    for mode in PROBE_MODES:
+        p = probe[mode]
+        cpu = f", proxy CPU {p['proxy_cpu_s']:.2f} s" if p["proxy_cpu_s"] is not None else ""
+        out.append(
+            f"* probe {mode}: {p['completed']}/{p['calls_planned']} calls in"
+            f" {p['wall_s']:.1f} s{cpu}"
+        )
+    out += [
+        "* added = guarded minus baseline, percentile by percentile; relay added = relay minus"
+        " baseline.",
+        "",
+    ]
     return out
 
 
 def _profile_md(data: Mapping[str, Any]) -> list[str]:
+    name = data.get("profiler", "cprofile")
     if "error" in data:
-        return ["### Profile", "", f"error: {data['error']}", ""]
+        return [f"### Profile ({name})", "", f"error: {data['error']}", ""]
     step = data["step"]
+    unit = "under the profiler" if name == "cprofile" else "estimated, of real CPU"
     out = [
-        f"### Profile: sipguard under cProfile, {step['target_cps']} calls/s,"
+        f"### Profile ({name}): sipguard at {step['target_cps']} calls/s,"
         f" {step['successful']:,} calls, {data['messages']:,} messages",
         "",
-        "| by cumulative time | calls | cum s | cum us/msg |",
+        f"| by cumulative | calls | cum % | cum us/msg ({unit}) |",
         "|---|---:|---:|---:|",
     ]
     out.extend(
-        f"| `{e['function']}` | {e['ncalls']:,} | {e['cumtime_s']:.3f} |"
+        f"| `{e['function']}` | {_num(e['calls'])} | {e['cum_pct']:.1f} |"
         f" {e['cum_us_per_msg']:.1f} |"
-        for e in data["by_cumulative"][:15]
+        for e in data["by_cumulative"][:20]
     )
-    out += ["", "| by self time | calls | self s | self us/msg |", "|---|---:|---:|---:|"]
+    out += [
+        "",
+        f"| by self | calls | self % | self us/msg ({unit}) |",
+        "|---|---:|---:|---:|",
+    ]
     out.extend(
-        f"| `{e['function']}` | {e['ncalls']:,} | {e['tottime_s']:.3f} |"
+        f"| `{e['function']}` | {_num(e['calls'])} | {e['self_pct']:.1f} |"
         f" {e['self_us_per_msg']:.1f} |"
-        for e in data["by_self"][:15]
+        for e in data["by_self"][:20]
     )
     out.append("")
     return out
 
 
 def goals(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The issue's goals against what was measured (None when the scenario did not run)."""
+    """The issue's goals against what was measured (absent when the scenario did not run)."""
     out: dict[str, Any] = {"reference_points": dict(REFERENCE_POINTS)}
     if "throughput" in results:
-        cps = results["throughput"]["guarded"]["max_sustained_cps"]
+        data = results["throughput"]
+        cps = data["guarded"]["max_sustained_cps"] if "guarded" in data else 0
         out["guarded_max_sustained_cps"] = cps
         out["goal_cps"] = GOAL_CPS
         out["goal_cps_met"] = cps >= GOAL_CPS
+        for mode in ("baseline", "relay"):
+            if mode in data:
+                out[f"{mode}_max_sustained_cps"] = data[mode]["max_sustained_cps"]
     if "latency" in results:
         added = results["latency"]["probe"]["added_us"]["setup_us"].get("p99")
         out["added_p99_ms"] = added / 1000.0 if added is not None else None
@@ -1062,11 +1349,18 @@ def _goals_md(results: Mapping[str, Any]) -> list[str]:
             f"* < {GOAL_ADDED_P99_MS:g} ms added p99 latency (INVITE->200, probe):"
             f" measured {text} -> {'met' if g['goal_added_p99_met'] else 'NOT met'}"
         )
-    for name, value in REFERENCE_POINTS.items():
-        out.append(f"* comparison point (not measured here): {name} ~{value:,}")
+    if "relay_max_sustained_cps" in g:
+        out.append(
+            f"* dumb uvloop relay on this host: {g['relay_max_sustained_cps']:,} calls/s;"
+            f" SIPp to SIPp: {g.get('baseline_max_sustained_cps', 0):,} calls/s"
+        )
+    out.extend(
+        f"* comparison point from the issue (other hardware, not measured here): {name} ~{value:,}"
+        for name, value in REFERENCE_POINTS.items()
+    )
     out.append("")
     return out
 
 
-def find_sipp() -> str | None:
-    return shutil.which("sipp")
+if __name__ == "__main__":
+    raise SystemExit(relay_main(sys.argv[1:]))

@@ -26,11 +26,13 @@ STEP_KEYS = {
     "achieved_cps",
     "messages",
     "messages_per_s",
-    "guard_cpu_s",
-    "guard_cpu_pct",
-    "guard_msgs_per_cpu_s",
-    "guard_cpu_s_per_1000_msgs",
+    "proxy_cpu_s",
+    "proxy_cpu_pct",
+    "proxy_msgs_per_cpu_s",
+    "proxy_cpu_s_per_1000_msgs",
+    "proxy_us_per_msg",
     "sipp_cpu_s",
+    "host_busy_pct",
     "ok",
     "reason",
 }
@@ -57,7 +59,8 @@ def test_quick_call_benchmark(tmp_path: Path, sipp_bin: str) -> None:
     assert {"goal_cps", "goal_added_p99_ms", "reference_points"} <= report["goals"].keys()
 
     throughput = report["scenarios"]["throughput"]
-    for mode in ("baseline", "guarded"):
+    assert throughput["modes"] == ["baseline", "relay", "guarded"]
+    for mode in throughput["modes"]:
         steps = throughput[mode]["steps"]
         assert steps, mode
         assert steps[0].keys() >= STEP_KEYS, mode
@@ -65,7 +68,7 @@ def test_quick_call_benchmark(tmp_path: Path, sipp_bin: str) -> None:
     first = throughput["guarded"]["steps"][0]  # the lowest rate: every call must get through
     assert first["failed"] == 0, first
     assert first["successful"] == first["calls_planned"], first
-    assert first["guard_cpu_s"] is not None and first["messages"] >= 6 * first["successful"]
+    assert first["proxy_cpu_s"] is not None and first["messages"] >= 6 * first["successful"]
 
     latency = report["scenarios"]["latency"]
     for mode in ("baseline", "guarded"):

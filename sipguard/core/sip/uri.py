@@ -11,6 +11,7 @@ functions: the parser rejects them in the header section.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -361,6 +362,12 @@ def _uri_params(v: bytes) -> Params:
     return tuple(out)
 
 
+# The same few URIs (the PBX's, the phones') come back in every message; the parse is pure and its
+# result immutable, so remember recent ones. Bounded: a flood of distinct URIs only costs misses.
+URI_CACHE_SIZE = 8192
+
+
+@functools.lru_cache(maxsize=URI_CACHE_SIZE)
 def parse_uri(data: bytes) -> SipUri | TelUri | OtherUri:
     """Parse an absolute URI; sip/sips/tel structurally, any other scheme as OtherUri.
 
