@@ -45,4 +45,15 @@ class SecurityEvent:
     detail: str = ""  # sanitised, cut to a fixed length: attacker bytes never reach logs raw
 
 
-Effect = BanIssued | BanLifted | SecurityEvent
+@dataclass(frozen=True, slots=True)
+class LoginSeen:
+    """A successful login of `account` from `country` at local `hour`: the unusual-login history."""
+
+    account: str
+    country: str  # "" when unknown
+    hour: int  # 0..23 in logins.timezone
+    at: float
+    count: int = 1
+
+
+Effect = BanIssued | BanLifted | SecurityEvent | LoginSeen

@@ -126,7 +126,26 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = Migration(
+    version=2,
+    summary="logins: the history of successful logins per account (unusual-login detection)",
+    statements=(
+        # one row per (account, country, local hour): small, and what "never seen before" needs
+        """
+        CREATE TABLE logins (
+            account    TEXT    NOT NULL,
+            country    TEXT    NOT NULL DEFAULT '',
+            hour       INTEGER NOT NULL CHECK (hour BETWEEN 0 AND 23),
+            count      INTEGER NOT NULL DEFAULT 1,
+            first_seen REAL    NOT NULL,
+            last_seen  REAL    NOT NULL,
+            PRIMARY KEY (account, country, hour)
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 

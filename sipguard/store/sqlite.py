@@ -21,13 +21,13 @@ from typing import Any, Final, Literal, Self, cast
 
 import aiosqlite
 
-from sipguard.engine.effects import BanIssued, BanLifted, SecurityEvent
+from sipguard.engine.effects import BanIssued, BanLifted, LoginSeen, SecurityEvent
 from sipguard.policy.model import Severity
 from sipguard.store.schema import StoreError, migrate
 
 __all__ = ["BanRecord", "EventRecord", "ReloadOutcome", "ReloadRecord", "Storable", "Store"]
 
-Storable = BanIssued | BanLifted | SecurityEvent
+Storable = BanIssued | BanLifted | SecurityEvent | LoginSeen
 ReloadOutcome = Literal["ok", "failed"]
 
 DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a write waits for another process's write lock
@@ -92,6 +92,11 @@ _BAN_COLUMNS: Final = (
 _EVENT_COLUMNS: Final = "id, at, kind, severity, ip, port, country, account, method, rule, detail"
 _RELOAD_COLUMNS: Final = "id, at, actor, path, sha256, outcome, summary"
 
+_UPSERT_LOGIN: Final = (
+    "INSERT INTO logins (account, country, hour, count, first_seen, last_seen)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, country, hour)"
+    " DO UPDATE SET count = count + excluded.count, last_seen = excluded.last_seen"
+)
 _INSERT_BAN: Final = (
     "INSERT INTO bans (ip, issued_at, until, reason, rule, evidence, offences, actor)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -327,6 +332,16 @@ class Store:
             elif isinstance(effect, BanLifted):
                 sql = _LIFT_BAN
                 row = (effect.at, effect.actor, effect.why, effect.ip)
+            elif isinstance(effect, LoginSeen):
+                sql = _UPSERT_LOGIN
+                row = (
+                    effect.account,
+                    effect.country,
+                    effect.hour,
+                    effect.count,
+                    effect.at,
+                    effect.at,
+                )
             else:
                 raise TypeError(f"the store cannot write {type(effect).__name__}")
             if runs and runs[-1][0] is sql:
@@ -477,6 +492,17 @@ class Store:
             ]
         except KeyError as exc:
             raise StoreError(f"{self._path}: unknown severity in events: {exc}") from exc
+
+    async def login_history(self, limit: int = 1_000_000) -> list[LoginSeen]:
+        """The unusual-login history: one row per (account, country, hour), `count` logins, newest
+        `last_seen` first when there are more than `limit` rows."""
+        rows = await self._fetch(
+            "reading the login history",
+            "SELECT account, country, hour, last_seen, count FROM logins"
+            " ORDER BY last_seen DESC LIMIT ?",
+            (limit,),
+        )
+        return [LoginSeen(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def reloads(self, since: float) -> list[ReloadRecord]:
         """The policy reloads at or after `since`, oldest first."""

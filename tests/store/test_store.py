@@ -100,7 +100,7 @@ async def test_open_creates_folder_and_file_with_modes_and_pragmas(tmp_path: Pat
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"bans", "events", "policy_reloads", "meta"}
+    assert tables == {"bans", "events", "policy_reloads", "meta", "logins"}
     conn.close()
 
 
