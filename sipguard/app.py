@@ -212,6 +212,7 @@ async def _restore_bans(engine: Engine, store: Store, now: float) -> None:
         for r in records
     ]
     loaded = engine.load_bans(bans, offences, now)
+    engine.load_logins(await store.login_history())
     if loaded:
         log.info("restored %d active bans from the store", loaded)
 

@@ -7,10 +7,20 @@ from dataclasses import dataclass
 
 from sipguard.core.netset import Network, NetworkSet, SourceKeys
 from sipguard.core.sip import Method
+from sipguard.engine.detectors.bruteforce import BruteForceSpec
+from sipguard.engine.detectors.enumeration import EnumerationSpec
+from sipguard.engine.detectors.logins import LoginSpec
 from sipguard.engine.ratelimit import BucketMap
 from sipguard.engine.rules import CompiledRule, compile_rule
 from sipguard.engine.verdict import Action, Reason, Verdict
-from sipguard.policy.model import Exceed, Policy, UnknownCountry
+from sipguard.policy.model import (
+    AccountAction,
+    EnumerationAction,
+    Exceed,
+    LoginCheck,
+    Policy,
+    UnknownCountry,
+)
 
 # The methods with a limit class of their own; every other method is limited as `other`.
 _LIMIT_CLASS = {Method.REGISTER: "REGISTER", Method.INVITE: "INVITE", Method.OPTIONS: "OPTIONS"}
@@ -24,6 +34,45 @@ class CompiledLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class DetectionSpecs:
+    bruteforce: BruteForceSpec
+    enumeration: EnumerationSpec
+    logins: LoginSpec
+
+
+def detection_specs(policy: Policy) -> DetectionSpecs:
+    auth = policy.auth
+    per_account = auth.per_account
+    known = auth.known_sources
+    enumeration = policy.enumeration
+    logins = policy.logins
+    return DetectionSpecs(
+        BruteForceSpec(
+            failures=auth.failures,
+            within=auth.within,
+            ban=auth.ban,
+            known_memory=known.memory,
+            distinct_accounts=known.distinct_accounts,
+            account_failures=per_account.failures if per_account else 10**9,
+            account_within=per_account.within if per_account else 3600.0,
+            account_block=per_account is not None and per_account.action is AccountAction.BLOCK,
+        ),
+        EnumerationSpec(
+            distinct_users=enumeration.distinct_users,
+            within=enumeration.within,
+            ban=enumeration.ban,
+            ban_source=enumeration.action is EnumerationAction.BAN,
+        ),
+        LoginSpec(
+            new_country=logins.new_country is LoginCheck.ALERT,
+            new_hour=logins.new_hour is LoginCheck.ALERT,
+            timezone=logins.timezone,
+            learn=logins.learn,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     policy: Policy
     rules: tuple[CompiledRule, ...]
@@ -32,6 +81,7 @@ class CompiledPolicy:
     trusted: NetworkSet
     source_key: SourceKeys
     drop_unknown_country: bool
+    detection: DetectionSpecs
 
     def limit_for(self, method: Method) -> CompiledLimit | None:
         return self.limits.get(_LIMIT_CLASS.get(method, "other"))
@@ -68,4 +118,5 @@ def compile_policy(policy: Policy, always_trusted: Iterable[Network] = ()) -> Co
         trusted=NetworkSet((*policy.trusted, *always_trusted)),
         source_key=SourceKeys(policy.limits.ipv6_prefix),
         drop_unknown_country=policy.geo.unknown_country is UnknownCountry.DROP,
+        detection=detection_specs(policy),
     )

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from sipguard.core.netset import parse_ip
 from sipguard.core.sip import (
     Hdr,
+    Method,
     SipParseError,
     SipRequest,
     SipResponse,
@@ -29,14 +30,21 @@ from sipguard.core.sip import (
 from sipguard.engine.bans import ActiveBan, BanTable
 from sipguard.engine.compile import CompiledLimit, CompiledPolicy
 from sipguard.engine.context import Packet, Side
-from sipguard.engine.effects import BanIssued, BanLifted, Effect, SecurityEvent
+from sipguard.engine.detectors.base import Finding
+from sipguard.engine.detectors.base import Verdict as DetectorVerdict
+from sipguard.engine.detectors.bruteforce import BruteForce
+from sipguard.engine.detectors.enumeration import NOT_FOUND_STATUSES, Enumeration
+from sipguard.engine.detectors.logins import Logins
+from sipguard.engine.effects import BanIssued, BanLifted, Effect, LoginSeen, SecurityEvent
 from sipguard.engine.geo import GeoLookup
-from sipguard.engine.proxy import Decision, Router, reply_hop
+from sipguard.engine.proxy import Decision, Router, account_of, reply_hop
 from sipguard.engine.rules import CompiledRule
 from sipguard.engine.verdict import (
+    DROP_ACCOUNT_BLOCKED,
     DROP_BANNED,
     DROP_COUNTRY_UNKNOWN,
     DROP_MALFORMED,
+    FORWARD,
     REJECT_MALFORMED,
     Action,
     Reason,
@@ -61,7 +69,17 @@ def _no_geo(ip: str) -> str | None:
 class Engine:
     """Decides what happens to each message. The adapters call `handle` once per message."""
 
-    __slots__ = ("_bans", "_geo", "_policy", "_recent_events", "_router", "effects")
+    __slots__ = (
+        "_bans",
+        "_bruteforce",
+        "_enumeration",
+        "_geo",
+        "_logins",
+        "_policy",
+        "_recent_events",
+        "_router",
+        "effects",
+    )
 
     def __init__(
         self,
@@ -75,11 +93,13 @@ class Engine:
         self._policy = policy
         self._geo = geo
         self._bans = BanTable(rand)
+        self._bruteforce = BruteForce(policy.detection.bruteforce)
+        self._enumeration = Enumeration(policy.detection.enumeration)
+        self._logins = Logins(policy.detection.logins)
         self._recent_events: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self.effects: list[Effect] = []
 
-    # ---- the hot path
-    # --------------------------------------------------------------------------------
+    # ---- the hot path ------------------------------------------------------------------------
 
     def handle(self, data: bytes, pkt: Packet) -> Decision:
         policy = self._policy
@@ -101,6 +121,8 @@ class Engine:
             return decision
         if pkt.side is Side.INSIDE:
             decision = self._router.from_inside(msg, pkt)
+            if isinstance(msg, SipResponse) and decision.verdict is FORWARD:
+                self._observe_answer(msg, pkt.now)  # brute force, enumeration, logins
         else:
             country = self._geo(pkt.ip)
             refused = None if trusted else self._firewall(msg, pkt, key, country)
@@ -120,6 +142,10 @@ class Engine:
     ) -> Decision | None:
         """Country, rules and rate limits for an untrusted outside message; None means go on."""
         policy = self._policy
+        if self._bruteforce.has_blocks and isinstance(msg, SipRequest):
+            account = _account_of(msg)
+            if account is not None and self._bruteforce.refuses(key, account, pkt.now):
+                return Decision(DROP_ACCOUNT_BLOCKED)
         if country is None and policy.drop_unknown_country:
             self._event("country_unknown", Severity.NOTICE, pkt, key, msg, None, "geo")
             return Decision(DROP_COUNTRY_UNKNOWN)
@@ -185,8 +211,73 @@ class Engine:
             )
         return Decision(Verdict(Action.DROP, Reason.RATE_LIMITED, limit.verdict.rule))
 
-    # ---- bans
-    # ----------------------------------------------------------------------------------------
+    # ---- what the PBX's answers teach --------------------------------------------------------
+
+    def _observe_answer(self, resp: SipResponse, now: float) -> None:
+        """A final answer of the PBX to a request that came from outside (DESIGN.md section 3)."""
+        status = resp.status
+        if status < 200:
+            return
+        vias = resp.vias()
+        client = vias[1]
+        host = client.received if client.received is not None else client.host
+        ip = host.decode("ascii", "replace")
+        if ip in self._policy.trusted:
+            return  # trusted sources are never banned; their failures are the PBX's business
+        key = self._policy.source_key(ip)
+        account = account_of(vias[0])
+        if account is not None:
+            if status in (401, 403, 407):
+                for finding in self._bruteforce.failure(key, account, now):
+                    self._act(finding, key, ip, now, resp)
+            elif status < 300:
+                self._bruteforce.success(key, account, now)
+                if resp.cseq()[1] == b"REGISTER":
+                    finding, seen = self._logins.success(account, self._geo(ip), now)
+                    if seen is not None:
+                        self.effects.append(seen)
+                    if finding is not None:
+                        self._act(finding, key, ip, now, resp)
+        elif status in NOT_FOUND_STATUSES:
+            user = _user_of(resp.to_addr().uri) or "?"
+            probe = self._enumeration.not_found(key, user, now)
+            if probe is not None:
+                self._act(probe, key, ip, now, resp)
+
+    def _act(self, finding: Finding, key: str, ip: str, now: float, resp: SipResponse) -> None:
+        country = self._geo(ip)
+        method = resp.cseq()[1].decode("ascii", "replace")
+        if finding.verdict is DetectorVerdict.BAN_SOURCE:
+            self._ban_source(
+                key,
+                now,
+                0,
+                finding.duration,
+                finding.kind,
+                finding.rule,
+                finding.detail,
+                country,
+                finding.account,
+                method,
+            )
+            return
+        severity = Severity.ERROR if finding.kind == "distributed_brute_force" else Severity.WARNING
+        self.effects.append(
+            SecurityEvent(
+                now,
+                finding.kind,
+                severity,
+                key,
+                0,
+                country,
+                finding.account,
+                method,
+                finding.rule,
+                finding.detail[:DETAIL_LIMIT],
+            )
+        )
+
+    # ---- bans --------------------------------------------------------------------------------
 
     def _ban(
         self,
@@ -199,28 +290,42 @@ class Engine:
         country: str | None,
         msg: SipRequest | SipResponse | None,
     ) -> BanIssued:
-        issued = self._bans.ban(
-            key,
-            pkt.now,
-            self._policy.policy.bans,
-            base,
-            reason=reason,
-            rule=rule,
-            evidence=evidence,
+        return self._ban_source(
+            key, pkt.now, pkt.port, base, reason, rule, evidence, country, None, _method(msg)
         )
+
+    def _ban_source(
+        self,
+        key: str,
+        now: float,
+        port: int,
+        base: float,
+        reason: str,
+        rule: str,
+        evidence: str,
+        country: str | None,
+        account: str | None,
+        method: str | None = None,
+    ) -> BanIssued:
+        issued = self._bans.ban(
+            key, now, self._policy.policy.bans, base, reason=reason, rule=rule, evidence=evidence
+        )
+        for limit in self._policy.limits.values():
+            limit.buckets.forget(key)
         self.effects.append(issued)
         self.effects.append(
             SecurityEvent(
-                pkt.now,
+                now,
                 "ban",
                 Severity.WARNING,
                 key,
-                pkt.port,
+                port,
                 country,
-                None,
-                _method(msg),
+                account,
+                method,
                 rule,
-                f"banned until {issued.until:.0f} ({issued.offences} offences): {evidence}",
+                f"{reason}: banned until {issued.until:.0f} ({issued.offences} offences): "
+                f"{evidence}"[:DETAIL_LIMIT],
             )
         )
         return issued
@@ -266,13 +371,16 @@ class Engine:
     def load_bans(self, bans: list[ActiveBan], offences: dict[str, int], now: float) -> int:
         return self._bans.load(bans, offences, now)
 
+    def load_logins(self, rows: list[LoginSeen]) -> None:
+        """The unusual-login history from the store, at start."""
+        self._logins.load(rows)
+
     def _lift(self, key: str, now: float) -> None:
         lifted = self._bans.expire(key, now)
         if lifted is not None:
             self.effects.append(lifted)
 
-    # ---- housekeeping and reloads
-    # --------------------------------------------------------------------
+    # ---- housekeeping and reloads ------------------------------------------------------------
 
     def sweep(self, now: float) -> None:
         """Expire bans, trim idle buckets and old event keys; the housekeeping task calls it every
@@ -280,6 +388,8 @@ class Engine:
         self.effects.extend(self._bans.sweep(now))
         for limit in self._policy.limits.values():
             limit.buckets.sweep(now)
+        self._bruteforce.sweep(now)
+        self._enumeration.sweep(now)
         if self._policy.global_limit is not None:
             self._policy.global_limit.buckets.sweep(now)
         horizon = now - EVENT_REPEAT_WINDOW
@@ -287,9 +397,13 @@ class Engine:
             del self._recent_events[event_key]
 
     def swap_policy(self, policy: CompiledPolicy, geo: GeoLookup | None = None) -> None:
-        """One assignment between two messages; bans and unchanged limits' counters survive."""
+        """One assignment between two messages; bans, detector state and unchanged limits'
+        counters survive."""
         policy.carry_over(self._policy)
         self._policy = policy
+        self._bruteforce.spec = policy.detection.bruteforce
+        self._enumeration.spec = policy.detection.enumeration
+        self._logins.configure(policy.detection.logins)
         if geo is not None:
             self._geo = geo
 
@@ -300,8 +414,7 @@ class Engine:
     def tracked_sources(self) -> int:
         return sum(len(limit.buckets) for limit in self._policy.limits.values())
 
-    # ---- helpers
-    # -------------------------------------------------------------------------------------
+    # ---- helpers -----------------------------------------------------------------------------
 
     def _event(
         self,
@@ -373,6 +486,25 @@ class Engine:
         if reply is None:
             return Decision(DROP_MALFORMED)
         return Decision(REJECT_MALFORMED, reply, reply_hop(pkt))
+
+
+def _user_of(raw_uri: bytes) -> str | None:
+    try:
+        uri = parse_uri(raw_uri)
+    except SipParseError:
+        return None
+    if isinstance(uri, SipUri) and uri.user:
+        return uri.user[:64].decode("utf-8", "backslashreplace")
+    return None
+
+
+def _account_of(req: SipRequest) -> str | None:
+    """Whose request this is: the digest username, else the To user of a REGISTER, else From."""
+    credentials = req.credentials()
+    if credentials is not None and credentials.username:
+        return credentials.username[:64].decode("utf-8", "backslashreplace")
+    target = req.to_addr() if req.method is Method.REGISTER else req.from_addr()
+    return _user_of(target.uri)
 
 
 def _answerable(msg: SipRequest | SipResponse) -> bool:

@@ -12,6 +12,8 @@ party come back through the face they know. Nothing here touches a socket or a c
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import ipaddress
 from collections.abc import Sequence
@@ -48,9 +50,10 @@ from sipguard.policy.model import Transport
 
 MAGIC_COOKIE = b"z9hG4bK"  # RFC 3261 8.1.1.7
 OUR_BRANCH = MAGIC_COOKIE + b"sg"
-LISTENER_PARAM = (
-    b"sgl"  # which outside listener a request came in on, so its responses leave from it
-)
+# which outside listener a request came in on, so its responses leave from it
+LISTENER_PARAM = b"sgl"
+ACCOUNT_PARAM = b"sga"  # the digest username a forwarded request carried (brute-force detection)
+MAX_ACCOUNT = 64  # octets of a username kept in the Via: attackers choose it, so it is bounded
 SOURCE_HEADER = b"X-SIPGuard-Source"
 DEFAULT_SIP_PORT = 5060
 # Requests that create a dialog (RFC 3261 12, RFC 6665, RFC 3515): they get Record-Route when
@@ -120,8 +123,7 @@ class Router:
         self._rr_inside = _record_route(inside)
         self._rr_outside = tuple(_record_route(a) for a in self._outside)
 
-    # ---- outside -> inside
-    # -------------------------------------------------------------------------
+    # ---- outside -> inside -------------------------------------------------------------------
 
     def from_outside(
         self, msg: SipRequest | SipResponse, pkt: Packet, country: str | None
@@ -139,7 +141,12 @@ class Router:
         _mark_received(edit, vias[0], pkt)
         edit.decrement_max_forwards()
         self._pop_our_routes(req, edit)  # loose routing; the upstream is the next hop regardless
-        edit.insert_via(self._via(self._inside, self._branch(req, vias[0], pkt), pkt.listener))
+        via = self._via(self._inside, self._branch(req, vias[0], pkt), pkt.listener)
+        credentials = req.credentials()
+        if credentials is not None and credentials.username:
+            # the PBX's answer tells whether these credentials were good: remember whose they are
+            via += b";%s=%s" % (ACCOUNT_PARAM, encode_account(credentials.username))
+        edit.insert_via(via)
         if req.method in _DIALOG_FORMING and req.to_addr().tag is None:
             edit.add_header(b"Record-Route", self._rr_inside, first=True)
             edit.add_header(b"Record-Route", self._rr_outside[pkt.listener], first=True)
@@ -164,8 +171,7 @@ class Router:
             edit.ensure_content_length()
         return Decision(FORWARD, edit.build(), self._upstream_hop)
 
-    # ---- inside -> outside
-    # -------------------------------------------------------------------------
+    # ---- inside -> outside -------------------------------------------------------------------
 
     def from_inside(self, msg: SipRequest | SipResponse, pkt: Packet) -> Decision:
         if _normal_ip(pkt.ip) != self._upstream_ip:
@@ -273,8 +279,7 @@ class Router:
             best = index
         return best
 
-    # ---- shared pieces
-    # -----------------------------------------------------------------------------
+    # ---- shared pieces -----------------------------------------------------------------------
 
     def _pop_our_routes(self, req: SipRequest, edit: MessageEditor) -> NameAddr | None:
         """Remove the leading Route entries that name sipguard; return the first one that
@@ -384,6 +389,23 @@ def _remove_leading_values(
         else:
             edit.replace(in_field[0].start, in_field[len(taken)].start, b"")
         index += len(taken)
+
+
+def encode_account(username: bytes) -> bytes:
+    """A Via-parameter-safe form of a username (base64url, no padding)."""
+    return base64.urlsafe_b64encode(username[:MAX_ACCOUNT]).rstrip(b"=")
+
+
+def account_of(our_via: Via) -> str | None:
+    """The username sipguard put in its own Via, or None for a request without credentials."""
+    for name, value in our_via.params:
+        if name == ACCOUNT_PARAM and value is not None:
+            try:
+                raw = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+            except (binascii.Error, ValueError):
+                return None
+            return raw.decode("utf-8", "backslashreplace")
+    return None
 
 
 def reply_hop(pkt: Packet) -> Hop:

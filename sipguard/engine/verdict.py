@@ -26,6 +26,7 @@ class Reason(enum.Enum):
     RULE = "rule"  # a policy rule decided (Verdict.rule names it)
     COUNTRY_UNKNOWN = "country_unknown"  # no country and geo.unknown_country: drop
     RATE_LIMITED = "rate_limited"
+    ACCOUNT_BLOCKED = "account_blocked"  # brute force on this account from this source
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,4 +47,5 @@ DROP_UNROUTABLE = Verdict(Action.DROP, Reason.UNROUTABLE)
 REJECT_UNROUTABLE = Verdict(Action.REJECT, Reason.UNROUTABLE)
 DROP_NOT_UPSTREAM = Verdict(Action.DROP, Reason.NOT_UPSTREAM)
 DROP_BANNED = Verdict(Action.DROP, Reason.BANNED)
+DROP_ACCOUNT_BLOCKED = Verdict(Action.DROP, Reason.ACCOUNT_BLOCKED, "auth")
 DROP_COUNTRY_UNKNOWN = Verdict(Action.DROP, Reason.COUNTRY_UNKNOWN, "geo.unknown_country")

@@ -16,7 +16,11 @@ def test_an_unknown_source_is_banned_after_n_failures_within_the_window() -> Non
     assert bf.failure(ATTACKER, "100", 100.0) == []  # the first one has left the window
     assert bf.failure(ATTACKER, "100", 110.0) == []
     (finding,) = bf.failure(ATTACKER, "101", 120.0)
-    assert (finding.kind, finding.verdict, finding.rule) == ("brute_force", Verdict.BAN_SOURCE, "auth")
+    assert (finding.kind, finding.verdict, finding.rule) == (
+        "brute_force",
+        Verdict.BAN_SOURCE,
+        "auth",
+    )
 
 
 def test_a_success_resets_the_count_of_that_account() -> None:

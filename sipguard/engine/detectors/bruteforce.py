@@ -64,8 +64,7 @@ class BruteForce:
         self._account_alerted: OrderedDict[str, float] = OrderedDict()
         self._locked: OrderedDict[str, float] = OrderedDict()  # account -> locked until
 
-    # ---- what the PBX answered
-    # ---------------------------------------------------------------------
+    # ---- what the PBX answered ---------------------------------------------------------------
 
     def failure(self, source: str, account: str, now: float) -> list[Finding]:
         spec = self.spec
@@ -111,8 +110,7 @@ class BruteForce:
         if len(sources) > MAX_KNOWN_PER_ACCOUNT:
             sources.popitem(last=False)
 
-    # ---- what the proxy asks before forwarding
-    # ------------------------------------------------------
+    # ---- what the proxy asks before forwarding -----------------------------------------------
 
     def refuses(self, source: str, account: str, now: float) -> bool:
         """Is this account blocked from this source (per-account block, or a locked account)?"""
@@ -151,8 +149,7 @@ class BruteForce:
         for source in [s for s, t in self._known.items() if t < known_horizon]:
             del self._known[source]
 
-    # ---- helpers
-    # ---------------------------------------------------------------------------------------
+    # ---- helpers -----------------------------------------------------------------------------
 
     def _is_known(self, source: str, now: float) -> bool:
         last = self._known.get(source)

@@ -39,6 +39,11 @@ class Logins:
         self._zone = ZoneInfo(spec.timezone)
         self._history: OrderedDict[str, AccountHistory] = OrderedDict()
 
+    def configure(self, spec: LoginSpec) -> None:
+        """A reloaded policy: new settings, the same history."""
+        self.spec = spec
+        self._zone = ZoneInfo(spec.timezone)
+
     def load(self, rows: list[LoginSeen]) -> None:
         """The history from the store: one row per (account, country, hour) with its count."""
         for row in rows:
@@ -60,8 +65,8 @@ class Logins:
         if history.logins >= self.spec.learn:
             reasons = []
             if new_country and self.spec.new_country:
-                seen = ", ".join(sorted(history.countries)) or "none"
-                reasons.append(f"from {country}, never seen for it (seen: {seen})")
+                known = ", ".join(sorted(history.countries)) or "none"
+                reasons.append(f"from {country}, never seen for it (seen: {known})")
             if new_hour and self.spec.new_hour:
                 reasons.append(f"at {hour:02d}h {self.spec.timezone}, an hour it never used")
             if reasons:
