@@ -189,7 +189,37 @@ def machine() -> dict[str, Any]:
         except (ImportError, AttributeError):
             info[package] = None
     info["sipp"] = _sipp_version()
+    info.update(_git())
     return info
+
+
+def _git() -> dict[str, Any]:
+    """Which sipguard was measured: the commit, and whether sipguard/ had local changes."""
+    root = Path(__file__).resolve().parents[1]
+    out: dict[str, Any] = {"git_commit": None, "git_sipguard_dirty": None}
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "sipguard"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return out
+    if head.returncode == 0:
+        out["git_commit"] = head.stdout.strip()
+        out["git_sipguard_dirty"] = bool(dirty.stdout.strip())
+    return out
 
 
 def _nproc() -> int:
@@ -211,11 +241,13 @@ def _sipp_version() -> str | None:
 def render(report: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     m = report["machine"]
+    dirty = ", sipguard/ modified" if m.get("git_sipguard_dirty") else ""
     out = [
         f"## sipguard bench {report['started_utc']}{' (quick)' if report['quick'] else ''}",
         "",
         f"* machine: {m['nproc']} CPUs ({m['cpu_model']}), Linux {m['kernel']};"
-        f" Python {m['python']}, uvloop {m['uvloop']}, SIPp {m['sipp']}, sipguard {m['sipguard']}",
+        f" Python {m['python']}, uvloop {m['uvloop']}, SIPp {m['sipp']}, sipguard {m['sipguard']}"
+        f" (commit {m.get('git_commit')}{dirty})",
         f"* command: `{report['command']}`",
         "* SIPp UAC, SIPp UAS and sipguard (one process) share these CPUs: on 2 cores the"
         " numbers are a floor, not sipguard alone.",

@@ -233,11 +233,11 @@ class Engine:
             elif status < 300:
                 self._bruteforce.success(key, account, now)
                 if resp.cseq()[1] == b"REGISTER":
-                    finding, seen = self._logins.success(account, self._geo(ip), now)
+                    unusual, seen = self._logins.success(account, self._geo(ip), now)
                     if seen is not None:
                         self.effects.append(seen)
-                    if finding is not None:
-                        self._act(finding, key, ip, now, resp)
+                    if unusual is not None:
+                        self._act(unusual, key, ip, now, resp)
         elif status in NOT_FOUND_STATUSES:
             user = _user_of(resp.to_addr().uri) or "?"
             probe = self._enumeration.not_found(key, user, now)

@@ -35,14 +35,19 @@ from sipguard.policy.model import (
     CountryMatch,
     Destinations,
     Endpoint,
+    EnumerationAction,
+    EnumerationPolicy,
     Exceed,
     FileSink,
     FraudAction,
     FraudPerAccount,
     FraudSpec,
     GeoSpec,
+    KnownSources,
     Limits,
     LimitSpec,
+    LoginCheck,
+    LoginPolicy,
     Match,
     Network,
     NetworkMatch,
@@ -54,6 +59,7 @@ from sipguard.policy.model import (
     Rule,
     RuleAction,
     Severity,
+    Spikes,
     SyslogFormat,
     SyslogSink,
     Transport,
@@ -474,6 +480,10 @@ def _policy(r: _Reader, root: Node, sha256: str) -> Policy | None:
     if "limits" in top:
         kw["limits"] = _limits(r, top["limits"], bans)
     kw["auth"] = _auth(r, top["auth"], bans) if "auth" in top else AuthSpec(ban=bans.default)
+    if "enumeration" in top:
+        kw["enumeration"] = _enumeration(r, top["enumeration"], bans)
+    if "logins" in top:
+        kw["logins"] = _logins(r, top["logins"])
     if "fraud" in top:
         kw["fraud"] = _fraud(r, top["fraud"])
     if "alerts" in top:
@@ -955,6 +965,14 @@ def _auth(r: _Reader, node: Node, bans: BanSpec) -> AuthSpec | None:
         )
         return PerAccountAuth(**got[0]) if got is not None else None
 
+    def known_sources(n: Node) -> KnownSources | None:
+        got = r.fields(
+            n,
+            KnownSources,
+            {"memory": r.duration, "distinct_accounts": lambda v: r.integer(v, 1)},
+        )
+        return KnownSources(**got[0]) if got is not None else None
+
     got = r.fields(
         node,
         AuthSpec,
@@ -963,6 +981,7 @@ def _auth(r: _Reader, node: Node, bans: BanSpec) -> AuthSpec | None:
             "within": r.duration,
             "ban": r.duration,
             "per_account": per_account,
+            "known_sources": known_sources,
         },
     )
     if got is None:
@@ -972,6 +991,49 @@ def _auth(r: _Reader, node: Node, bans: BanSpec) -> AuthSpec | None:
         return None
     kw.setdefault("ban", bans.default)
     return AuthSpec(**kw)
+
+
+def _enumeration(r: _Reader, node: Node, bans: BanSpec) -> EnumerationPolicy | None:
+    got = r.fields(
+        node,
+        EnumerationPolicy,
+        {
+            "distinct_users": lambda n: r.integer(n, 2),
+            "within": r.duration,
+            "ban": r.duration,
+            "action": lambda n: r.choice(n, EnumerationAction, "action"),
+        },
+    )
+    if got is None:
+        return None
+    kw, nodes = got
+    action = kw.get("action")
+    if "ban" in nodes and action is EnumerationAction.ALERT:
+        r.error(_key_node(node, "ban"), "'ban' only applies to action 'ban'")
+        return None
+    if "ban" in kw and not _within_max(r, nodes["ban"], kw["ban"], bans):
+        return None
+    return EnumerationPolicy(**kw) if len(kw) == len(nodes) else None
+
+
+def _logins(r: _Reader, node: Node) -> LoginPolicy | None:
+    def check(n: Node) -> LoginCheck | None:
+        return r.choice(n, LoginCheck, "value")
+
+    got = r.fields(
+        node,
+        LoginPolicy,
+        {
+            "new_country": check,
+            "new_hour": check,
+            "timezone": lambda n: r.convert(n, parse_timezone),
+            "learn": lambda n: r.integer(n, 1),
+        },
+    )
+    if got is None:
+        return None
+    kw, nodes = got
+    return LoginPolicy(**kw) if len(kw) == len(nodes) else None
 
 
 def _bans(r: _Reader, node: Node) -> BanSpec:
@@ -1072,6 +1134,7 @@ def _fraud(r: _Reader, node: Node) -> FraudSpec | None:
             "per_account": per_account,
             "quiet_hours": quiet_hours,
             "outside_line_prefix": lambda n: r.convert(n, parse_digits),
+            "spikes": lambda n: _spikes(r, n),
         },
     )
     if got is None:
@@ -1090,6 +1153,43 @@ def _fraud(r: _Reader, node: Node) -> FraudSpec | None:
         r.error(allow_node, f"home country {home!r} is not allowed: no national call could go out")
         ok = False
     return FraudSpec(**kw) if ok else None
+
+
+#: Shortest and longest spike interval: shorter buckets are noise, longer ones react too late.
+SPIKE_INTERVAL = (60.0, 86400.0)
+
+
+def _spikes(r: _Reader, node: Node) -> Spikes | None:
+    def interval(n: Node) -> float | None:
+        value = r.duration(n)
+        lo, hi = SPIKE_INTERVAL
+        if value is not None and not lo <= value <= hi:
+            r.error(n, f"must be from 1m to 1d: {n.value!r}")
+            return None
+        return value
+
+    def above(n: Node, lo: float, hi: float) -> float | None:
+        value = r.number(n, None, hi)
+        if value is not None and value <= lo:
+            r.error(n, f"must be greater than {lo:g}: {n.value}")
+            return None
+        return value
+
+    got = r.fields(
+        node,
+        Spikes,
+        {
+            "interval": interval,
+            "factor": lambda n: above(n, 1.0, 1000.0),
+            "min_calls": lambda n: r.integer(n, 1),
+            "alpha": lambda n: above(n, 0.0, 1.0),
+            "action": lambda n: r.choice(n, FraudAction, "action"),
+        },
+    )
+    if got is None:
+        return None
+    kw, nodes = got
+    return Spikes(**kw) if len(kw) == len(nodes) else None
 
 
 def _number_types(r: _Reader, node: Node) -> frozenset[NumberType] | None:

@@ -36,6 +36,8 @@ __all__ = [
     "CountryMatch",
     "Destinations",
     "Endpoint",
+    "EnumerationAction",
+    "EnumerationPolicy",
     "Exceed",
     "FileSink",
     "FraudAction",
@@ -43,8 +45,11 @@ __all__ = [
     "FraudSpec",
     "GeoSpec",
     "HostPort",
+    "KnownSources",
     "LimitSpec",
     "Limits",
+    "LoginCheck",
+    "LoginPolicy",
     "Match",
     "Meta",
     "Network",
@@ -57,6 +62,7 @@ __all__ = [
     "Rule",
     "RuleAction",
     "Severity",
+    "Spikes",
     "SyslogFormat",
     "SyslogSink",
     "Transport",
@@ -98,6 +104,7 @@ class Meta:
     yaml: str | None = None  # name of the YAML value grammar (a `$defs` entry in the schema)
     minimum: float | None = None
     maximum: float | None = None
+    exclusive_minimum: float | None = None  # the value must be greater than this
     default: str | int | float | tuple[str, ...] | None = None  # as written in YAML (docs, schema)
     required: bool = False
     internal: bool = False  # set by the loader, not a YAML key
@@ -134,6 +141,16 @@ class AccountAction(enum.Enum):
 class FraudAction(enum.Enum):
     ALERT = "alert"  # forward and raise an alert
     REJECT = "reject"  # 403 and an alert
+
+
+class EnumerationAction(enum.Enum):
+    BAN = "ban"  # ban the probing source (escalating) and drop
+    ALERT = "alert"  # raise an event, change nothing
+
+
+class LoginCheck(enum.Enum):
+    ALERT = "alert"
+    OFF = "off"
 
 
 class UnknownCountry(enum.Enum):
@@ -422,6 +439,30 @@ class PerAccountAuth:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownSources:
+    """Shared addresses (NAT): on a source that authenticated successfully within `memory`,
+    failures are counted per account; a failing account is blocked from that source, and the
+    source itself is banned only when its failures span `distinct_accounts` accounts."""
+
+    memory: Annotated[
+        float,
+        Meta(
+            "a source that logged in successfully this recently is known",
+            yaml="duration",
+            default="24h",
+        ),
+    ] = 86400.0
+    distinct_accounts: Annotated[
+        int,
+        Meta(
+            "a known source is banned only when its failures span this many accounts "
+            "(1 = no leniency for known sources)",
+            minimum=1,
+        ),
+    ] = 3
+
+
+@dataclass(frozen=True, slots=True)
 class AuthSpec:
     """Password brute force: a request with credentials answered 401/403/407 is a failure."""
 
@@ -435,6 +476,46 @@ class AuthSpec:
     per_account: Annotated[
         PerAccountAuth | None, Meta("distributed brute force against one account")
     ] = field(default_factory=PerAccountAuth)
+    known_sources: Annotated[
+        KnownSources, Meta("shared addresses: sources that logged in before, judged per account")
+    ] = field(default_factory=KnownSources)
+
+
+@dataclass(frozen=True, slots=True)
+class EnumerationPolicy:
+    """One source probing many distinct users that the PBX answers 404, 403, 484 or 604 (no such
+    user) within `within` is enumerating extensions."""
+
+    distinct_users: Annotated[
+        int, Meta("distinct users answered 'no such user' to one source", minimum=2)
+    ] = 10
+    within: Annotated[float, Meta("window", yaml="duration", default="1m")] = 60.0
+    ban: Annotated[
+        float,
+        Meta("ban duration (action `ban` only)", yaml="duration", default="24h"),
+    ] = 86400.0
+    action: Annotated[EnumerationAction, Meta("`ban` the source, or only `alert`")] = (
+        EnumerationAction.BAN
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    """A successful registration from a country, or at a local hour, not seen for that account
+    alerts, once the account has `learn` successful logins on record."""
+
+    new_country: Annotated[
+        LoginCheck, Meta("a login from a country the account never used: `alert` or `off`")
+    ] = LoginCheck.ALERT
+    new_hour: Annotated[
+        LoginCheck, Meta("a login at a local hour the account never used: `alert` or `off`")
+    ] = LoginCheck.ALERT
+    timezone: Annotated[
+        str, Meta("IANA time zone of the hours", yaml="timezone", default="UTC")
+    ] = "UTC"
+    learn: Annotated[
+        int, Meta("successful logins on record before an account can alert", minimum=1)
+    ] = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,6 +586,28 @@ class QuietHours:
 
 
 @dataclass(frozen=True, slots=True)
+class Spikes:
+    """Call attempts (and international call attempts) per `interval`, per account and overall,
+    against an EWMA baseline of the completed intervals: a count >= max(`min_calls`,
+    `factor` x baseline) is a spike."""
+
+    interval: Annotated[float, Meta("bucket length (1m to 1d)", yaml="duration", default="5m")] = (
+        300.0
+    )
+    factor: Annotated[
+        float, Meta("a spike is this many times the baseline", exclusive_minimum=1, maximum=1000)
+    ] = 4.0
+    min_calls: Annotated[
+        int, Meta("never a spike below this many calls in one interval", minimum=1)
+    ] = 20
+    alpha: Annotated[
+        float,
+        Meta("EWMA weight of the newest interval", exclusive_minimum=0, maximum=1),
+    ] = 0.3
+    action: Annotated[FraudAction, Meta("for a call in a spike")] = FraudAction.ALERT
+
+
+@dataclass(frozen=True, slots=True)
 class FraudSpec:
     """Toll-fraud checks on INVITEs from outside."""
 
@@ -523,6 +626,9 @@ class FraudSpec:
     outside_line_prefix: Annotated[
         str, Meta("digits dialled for an outside line, removed before classifying", yaml="digits")
     ] = ""
+    spikes: Annotated[
+        Spikes | None, Meta("sudden peaks of calls against a learned baseline; off when absent")
+    ] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,6 +716,10 @@ class Policy:
     rules: Annotated[tuple[Rule, ...], Meta("ordered; the first matching rule decides")] = ()
     limits: Annotated[Limits, Meta("rate limits")] = field(default_factory=Limits)
     auth: Annotated[AuthSpec, Meta("brute-force protection")] = field(default_factory=AuthSpec)
+    enumeration: Annotated[EnumerationPolicy, Meta("extension enumeration (scanners)")] = field(
+        default_factory=EnumerationPolicy
+    )
+    logins: Annotated[LoginPolicy, Meta("unusual logins")] = field(default_factory=LoginPolicy)
     bans: Annotated[BanSpec, Meta("ban durations")] = field(default_factory=BanSpec)
     fraud: Annotated[FraudSpec, Meta("toll-fraud checks")] = field(default_factory=FraudSpec)
     alerts: Annotated[tuple[AlertSink, ...], Meta("where alerts go")] = ()

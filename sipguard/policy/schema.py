@@ -188,6 +188,8 @@ class _Walker:
             out = self.type_schema(hint)
         if meta.minimum is not None:
             out["minimum"] = _number(meta.minimum)
+        if meta.exclusive_minimum is not None:
+            out["exclusiveMinimum"] = _number(meta.exclusive_minimum)
         if meta.maximum is not None:
             out["maximum"] = _number(meta.maximum)
         if meta.doc:

@@ -32,7 +32,7 @@ STEP_KEYS = {
     "proxy_cpu_s_per_1000_msgs",
     "proxy_us_per_msg",
     "sipp_cpu_s",
-    "host_busy_pct",
+    "other_cpu_pct",
     "ok",
     "reason",
 }

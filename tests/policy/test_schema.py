@@ -47,7 +47,8 @@ def validate(
 ) -> list[str]:
     """Errors of `value` against `schema`; handles what `schema.py` emits, nothing more."""
     known = {
-        "$ref", "type", "enum", "pattern", "minLength", "minimum", "maximum", "properties",
+        "$ref", "type", "enum", "pattern", "minLength", "minimum", "maximum", "exclusiveMinimum",
+        "properties",
         "required", "additionalProperties", "propertyNames", "minProperties", "items", "minItems",
         "uniqueItems", "anyOf", "oneOf", "description", "default", "title", "$schema", "$defs",
     }  # fmt: skip
@@ -73,6 +74,8 @@ def validate(
             errors.append(f"{path}: below {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
             errors.append(f"{path}: above {schema['maximum']}")
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            errors.append(f"{path}: not above {schema['exclusiveMinimum']}")
     if isinstance(value, dict):
         props = schema.get("properties", {})
         errors += [f"{path}: missing {k}" for k in schema.get("required", []) if k not in value]

@@ -136,8 +136,9 @@ class MessageEditor:
         """Remove every header line called `name` (case-insensitive; for Hdr.OTHER names)."""
         lname = name.lower()
         msg = self._msg
-        for i, line in enumerate(msg._lines):
-            if line.partition(b":")[0].rstrip(b" \t").lower() == lname:
+        p = msg._p
+        for i in range(len(msg._sl)):
+            if p[2 * i + 1].partition(b":")[0].rstrip(b" \t").lower() == lname:
                 self.replace(*msg.field_span(i), b"")
 
     def set_request_uri(self, uri: bytes) -> None:

@@ -19,18 +19,19 @@ from .uri import (
     NameAddr,
     SipUri,
     Via,
-    name_addr_from_line,
+    name_addr_value,
     parse_name_addr,
     parse_uri,
     parse_via,
     split_list,
-    via_from_line,
+    via_value,
 )
 
 __all__ = [
     "HEADER_IDS",
     "HEADER_NAMES",
     "METHODS",
+    "NAME_PART_SLOTS",
     "Hdr",
     "HeaderField",
     "HeaderValue",
@@ -249,11 +250,49 @@ class HeaderValue(NamedTuple):
 RawField = tuple[int, bytes, int, int, int, int]
 """(slot, name, start, end, value_start, value_end): the layout of HeaderField as a plain tuple."""
 
+
+def _name_variants(name: bytes) -> set[bytes]:
+    words = name.split(b"-")
+    return {
+        name,
+        name.lower(),
+        name.upper(),
+        b"-".join(w[:1].upper() + w[1:].lower() for w in words),
+        b"-".join(w[:1].upper() + w[1:] for w in words),
+    }
+
+
+NAME_PART_SLOTS: dict[bytes, int] = {
+    v + sep: int(h)
+    for name, h in [*((n, h) for h, n in HEADER_NAMES.items()), *_COMPACT.items()]
+    for v in _name_variants(name)
+    for sep in (b":", b": ", b":\t", b" : ")
+}
+"""A header line's name part as the parser splits it off (name, optional WSP, colon, optional
+WSP), in the spellings seen on the wire, -> slot: one dict lookup per line instead of
+strip + lower + lookup. Anything else takes the general way (`slot_of_name_part`)."""
+
+
+def slot_of_name_part(np: bytes) -> int:
+    """Slot of a name part (`Name<WSP>:<LWS>`) whatever its spelling; OTHER when unknown."""
+    return SLOTS.get(np[: np.find(b":")].rstrip(b" \t").lower(), OTHER)
+
+
 _FOLD = re.compile(rb"[ \t]*\r\n[ \t]+")
 
 
 def unfold(v: bytes) -> bytes:
     """Collapse every fold (CRLF + WSP, with WSP before it) to one SP (RFC 3261 7.3.1)."""
+    if b"\r" in v:
+        return _FOLD.sub(b" ", v).strip(b" ")
+    return v
+
+
+def _line_value(np: bytes, v: bytes) -> bytes:
+    """The value of a header line that went through the parser's slow path (folds), with the
+    same result `get` has always had: after the colon, SP/HTAB stripped, folds collapsed."""
+    line = np + v
+    v = line[line.find(b":") + 1 :].strip(b" \t")
     if b"\r" in v:
         return _FOLD.sub(b" ", v).strip(b" ")
     return v
@@ -269,23 +308,28 @@ _RECORD_ROUTE = int(Hdr.RECORD_ROUTE)
 _USER_AGENT = int(Hdr.USER_AGENT)
 _AUTHORIZATION = int(Hdr.AUTHORIZATION)
 _PROXY_AUTHORIZATION = int(Hdr.PROXY_AUTHORIZATION)
+_HAUTH = Hdr.AUTHORIZATION
+_HPROXY_AUTH = Hdr.PROXY_AUTHORIZATION
 
 
 @dataclass(slots=True, eq=False)
 class _Message:
     """Shared part of SipRequest and SipResponse.
 
-    The parser stores the header lines (`_lines`, each without its final CRLF, folded lines
-    merged) and their slots (`_sl`, plain ints); positions in `raw` are computed on demand
-    from the line lengths (`_hs` is the offset of the first header line).
+    The parser stores the header section split at each header name (`_p`): the start line,
+    then for header field i its name part `_p[2i+1]` (name, optional WSP, colon, leading LWS)
+    and its value `_p[2i+2]` (up to the CRLF ending the field; folded continuation lines
+    merged, trailing SP/HTAB kept), and the slots (`_sl`, plain ints). Positions in `raw` are
+    computed on demand from the part lengths. `_fold` is True when a field is folded: then the
+    accessors that return raw values take the general path.
     """
 
     raw: bytes
     """The whole message as it will be forwarded (cut at Content-Length for datagrams)."""
     body_offset: int
-    _lines: list[bytes] = field(repr=False)
+    _p: list[bytes] = field(repr=False)
     _sl: list[int] = field(repr=False)
-    _hs: int = field(repr=False)
+    _fold: bool = field(repr=False)
     _cseq: tuple[int, bytes] = field(repr=False)
     _mf: int | None = field(repr=False)
     _cl: int | None = field(repr=False)
@@ -296,6 +340,7 @@ class _Message:
     _to: NameAddr | None = field(init=False, default=None, repr=False)
     _contacts: list[NameAddr] | None = field(init=False, default=None, repr=False)
     _star: bool = field(init=False, default=False, repr=False)
+    _routes: list[NameAddr] | None = field(init=False, default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self.raw == other.raw
@@ -309,30 +354,37 @@ class _Message:
         acc = self._acc
         if acc is None:
             if i < 8:  # cheaper than building the table for the first few lines
-                return self._hs + sum(map(len, self._lines[:i])) + 2 * i
-            acc = self._acc = list(accumulate(map(len, self._lines), initial=0))
-        return self._hs + acc[i] + 2 * i
+                return sum(map(len, self._p[: 2 * i + 1])) + 2 * i + 2
+            acc = self._acc = list(accumulate(map(len, self._p), initial=0))
+        return acc[2 * i + 1] + 2 * i + 2
 
     def field_span(self, i: int) -> tuple[int, int]:
         """(start, end) of header field `i` in `raw`: the whole line(s) including CRLF."""
         s = self.field_start(i)
-        return s, s + len(self._lines[i]) + 2
+        p = self._p
+        return s, s + len(p[2 * i + 1]) + len(p[2 * i + 2]) + 2
 
     def value_span(self, i: int) -> tuple[int, int]:
         """(value_start, value_end) of header field `i` in `raw` (LWS around it excluded)."""
-        line = self._lines[i]
-        s = self.field_start(i)
-        n = len(line)
-        vs = s + n - len(line[line.find(b":") + 1 :].lstrip(b" \t\r\n"))
-        ve = s + len(line.rstrip(b" \t"))
-        return vs, (ve if ve > vs else vs)
+        p = self._p
+        vs = self.field_start(i) + len(p[2 * i + 1])
+        return vs, vs + len(p[2 * i + 2].rstrip(b" \t"))
 
     def raw_field(self, i: int) -> RawField:
         """Header field `i` as a plain (slot, name, start, end, value_start, value_end)."""
-        line = self._lines[i]
-        s, e = self.field_span(i)
-        vs, ve = self.value_span(i)
-        return (self._sl[i], line[: line.find(b":")].rstrip(b" \t"), s, e, vs, ve)
+        p = self._p
+        np = p[2 * i + 1]
+        v = p[2 * i + 2]
+        s = self.field_start(i)
+        vs = s + len(np)
+        return (
+            self._sl[i],
+            np[: np.find(b":")].rstrip(b" \t"),
+            s,
+            vs + len(v) + 2,
+            vs,
+            vs + len(v.rstrip(b" \t")),
+        )
 
     def index(self, h: Hdr) -> int:
         """Index (into `headers`) of the first field of slot `h`, -1 when absent."""
@@ -358,7 +410,7 @@ class _Message:
         hs = self._headers
         if hs is None:
             hs = self._headers = [
-                HeaderField._make(self.raw_field(i)) for i in range(len(self._lines))
+                HeaderField._make(self.raw_field(i)) for i in range(len(self._sl))
             ]
         return hs
 
@@ -375,34 +427,33 @@ class _Message:
         """Number of header fields (lines) of slot `h`."""
         return self._sl.count(h)
 
+    def _value(self, i: int) -> bytes:
+        """Raw value of header field `i` (SP/HTAB around it stripped, folds collapsed)."""
+        p = self._p
+        if self._fold:
+            return _line_value(p[2 * i + 1], p[2 * i + 2])
+        return p[2 * i + 2].rstrip(b" \t")
+
     def get(self, h: Hdr) -> bytes | None:
         """Raw value of the first header field of slot `h` (folds collapsed to SP), or None."""
         sl = self._sl
         if h not in sl:
             return None
-        line = self._lines[sl.index(h)]
-        v = line[line.find(b":") + 1 :].strip(b" \t")
-        if b"\r" in v:
-            return _FOLD.sub(b" ", v).strip(b" ")
-        return v
+        return self._value(sl.index(h))
 
     def get_all(self, h: Hdr) -> list[bytes]:
         """Raw values of every header field of slot `h`, one item per line, in order."""
-        return [
-            unfold(line[line.find(b":") + 1 :].strip(b" \t"))
-            for line, s in zip(self._lines, self._sl, strict=True)
-            if s == h
-        ]
+        return [self._value(i) for i in self.indexes(h)]
 
     def get_named(self, name: bytes) -> list[bytes]:
         """Raw values of every header field called `name` (case-insensitive), in order."""
         lname = name.lower()
-        out = []
-        for line in self._lines:
-            n, _, v = line.partition(b":")
-            if n.rstrip(b" \t").lower() == lname:
-                out.append(unfold(v.strip(b" \t")))
-        return out
+        p = self._p
+        return [
+            self._value(i)
+            for i in range(len(self._sl))
+            if p[2 * i + 1].partition(b":")[0].rstrip(b" \t").lower() == lname
+        ]
 
     def _spans(self, i: int) -> list[tuple[int, int]]:
         """List element spans of header field `i`; fast path for a value without a comma."""
@@ -433,18 +484,25 @@ class _Message:
         """Every Via value, top first (several per line and across lines)."""
         vs = self._vias
         if vs is None:
-            raw = self.raw
+            sl = self._sl
+            p = self._p
             vs = []
-            lines = self._lines
-            for fi in self.indexes(_VIA):
-                v = via_from_line(lines[fi], self.field_start(fi))
+            i = sl.index(_VIA)  # the parser guarantees one
+            n = sl.count(_VIA)
+            while True:
+                v = via_value(p[2 * i + 2], self.field_start(i) + len(p[2 * i + 1]))
                 if v is not None:
                     vs.append(v)
-                    continue
-                for s, e in self._spans(fi):
-                    if s == e:
-                        raise SipParseError("empty Via value")
-                    vs.append(parse_via(raw, s, e))
+                else:
+                    raw = self.raw
+                    for s, e in self._spans(i):
+                        if s == e:
+                            raise SipParseError("empty Via value")
+                        vs.append(parse_via(raw, s, e))
+                n -= 1
+                if not n:
+                    break
+                i = sl.index(_VIA, i + 1)
             if len(vs) > MAX_VIA_VALUES:
                 raise SipParseError("too many Via values")
             self._vias = vs
@@ -456,7 +514,8 @@ class _Message:
 
     def _single_addr(self, h: int) -> NameAddr:
         i = self._sl.index(h)
-        a = name_addr_from_line(self._lines[i], self.field_start(i))
+        p = self._p
+        a = name_addr_value(p[2 * i + 2], self.field_start(i) + len(p[2 * i + 1]))
         if a is not None:
             return a
         spans = self._spans(i)
@@ -479,34 +538,37 @@ class _Message:
             a = self._to = self._single_addr(_TO)
         return a
 
-    def _addr_list(self, h: int) -> list[NameAddr]:
+    def _addr_list(self, h: int, star: bool = False) -> list[NameAddr]:
+        """Addresses of every field of slot `h`; with `star`, a `*` element sets `_star`."""
         raw = self.raw
+        p = self._p
         out: list[NameAddr] = []
         for fi in self.indexes(h):
+            v = p[2 * fi + 2]
+            if v[:1] != b"*":
+                a = name_addr_value(v, self.field_start(fi) + len(p[2 * fi + 1]))
+                if a is not None:
+                    out.append(a)
+                    continue
             for s, e in self._spans(fi):
                 if s == e:
-                    raise SipParseError("empty element in an address list")
-                out.append(parse_name_addr(raw, s, e))
+                    raise SipParseError(
+                        "empty Contact value" if star else "empty element in an address list"
+                    )
+                if star and raw[s:e] == b"*":
+                    self._star = True
+                else:
+                    out.append(parse_name_addr(raw, s, e))
         return out
 
     def contacts(self) -> list[NameAddr]:
         """Contact values in order; empty for `Contact: *` (see is_star_contact)."""
         cs = self._contacts
         if cs is None:
-            raw = self.raw
-            star = False
-            cs = []
-            for fi in self.indexes(_CONTACT):
-                for s, e in self._spans(fi):
-                    if s == e:
-                        raise SipParseError("empty Contact value")
-                    if raw[s:e] == b"*":
-                        star = True
-                    else:
-                        cs.append(parse_name_addr(raw, s, e))
-            if star and cs:
+            self._star = False
+            cs = self._addr_list(_CONTACT, True) if _CONTACT in self._sl else []
+            if self._star and cs:
                 raise SipParseError("Contact '*' mixed with addresses")
-            self._star = star
             self._contacts = cs
         return cs
 
@@ -517,7 +579,10 @@ class _Message:
 
     def routes(self) -> list[NameAddr]:
         """Route values in order."""
-        return self._addr_list(_ROUTE)
+        rs = self._routes
+        if rs is None:
+            rs = self._routes = self._addr_list(_ROUTE) if _ROUTE in self._sl else []
+        return rs
 
     def record_routes(self) -> list[NameAddr]:
         """Record-Route values in order."""
@@ -525,11 +590,7 @@ class _Message:
 
     def call_id(self) -> bytes:
         """The Call-ID (mandatory: the parser guarantees it is present)."""
-        line = self._lines[self._sl.index(_CALL_ID)]
-        v = line[line.find(b":") + 1 :].strip(b" \t")
-        if b"\r" in v:
-            return _FOLD.sub(b" ", v).strip(b" ")
-        return v
+        return self._value(self._sl.index(_CALL_ID))
 
     def cseq(self) -> tuple[int, bytes]:
         """(sequence number, method token), validated by the parser."""
@@ -548,11 +609,7 @@ class _Message:
         sl = self._sl
         if _USER_AGENT not in sl:
             return None
-        line = self._lines[sl.index(_USER_AGENT)]
-        v = line[line.find(b":") + 1 :].strip(b" \t")
-        if b"\r" in v:
-            return _FOLD.sub(b" ", v).strip(b" ")
-        return v
+        return self._value(sl.index(_USER_AGENT))
 
     def credentials(self) -> DigestCredentials | None:
         """Credentials from the first Authorization, else the first Proxy-Authorization.
@@ -561,11 +618,9 @@ class _Message:
         """
         sl = self._sl
         if _AUTHORIZATION in sl:
-            line = self._lines[sl.index(_AUTHORIZATION)]
-            return parse_credentials(Hdr.AUTHORIZATION, line[line.find(b":") + 1 :])
+            return parse_credentials(_HAUTH, self._p[2 * sl.index(_AUTHORIZATION) + 2])
         if _PROXY_AUTHORIZATION in sl:
-            line = self._lines[sl.index(_PROXY_AUTHORIZATION)]
-            return parse_credentials(Hdr.PROXY_AUTHORIZATION, line[line.find(b":") + 1 :])
+            return parse_credentials(_HPROXY_AUTH, self._p[2 * sl.index(_PROXY_AUTHORIZATION) + 2])
         return None
 
     def validate(self) -> None:
@@ -573,13 +628,21 @@ class _Message:
 
         Checks all Via values, From, To, Contact, Route and Record-Route, and the URIs of
         From/To/Contact (sip/sips/tel structurally, other schemes by their scheme only).
-        Call it before forwarding a message from an untrusted peer.
+        Call it before forwarding a message from an untrusted peer. The results are cached, so
+        the accessors called afterwards do not parse again.
         """
         self.vias()
-        addrs = [self.from_addr(), self.to_addr(), *self.contacts()]
-        self.routes()
-        self.record_routes()
-        for a in addrs:
+        f = self.from_addr()
+        t = self.to_addr()
+        cs = self.contacts()
+        sl = self._sl
+        if _ROUTE in sl:
+            self.routes()
+        if _RECORD_ROUTE in sl:
+            self.record_routes()
+        parse_uri(f.uri)
+        parse_uri(t.uri)
+        for a in cs:
             parse_uri(a.uri)
 
 
@@ -606,7 +669,7 @@ class SipRequest(_Message):
         formed and must not carry `?headers` (RFC 3261 19.1.5, RFC 4475 escruri)."""
         _Message.validate(self)
         u = parse_uri(self.uri)
-        if isinstance(u, SipUri) and u.headers is not None:
+        if type(u) is SipUri and u.headers is not None:
             raise SipParseError("headers in the Request-URI")
 
 

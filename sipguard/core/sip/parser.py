@@ -1,15 +1,15 @@
 """parse_message: bytes -> SipRequest | SipResponse, plus the sanity checks.
 
-The hot path: find the blank line, split header lines with bytes.find, look the lower-cased
-name up in a dict of bytes -> int, store one plain tuple of spans per header. Values are
-parsed later by the accessors, except the few the parser must read itself (CSeq,
-Max-Forwards, Content-Length) to frame and sanity-check the message.
+The hot path: find the blank line, split the header section at the header names with one
+regex (start line, then name part and value per field), look each name part up in a dict of
+the usual spellings -> int slot (lower-casing only names it does not know), and keep the
+parts. Values are parsed later by the accessors, except the few the parser must read itself
+(CSeq, Max-Forwards, Content-Length) to frame and sanity-check the message.
 """
 
 from __future__ import annotations
 
 import re
-from typing import cast
 
 from .errors import SipParseError
 from .limits import (
@@ -24,12 +24,12 @@ from .limits import (
 from .message import (
     HEADER_NAMES,
     METHODS,
-    OTHER,
-    SLOTS,
+    NAME_PART_SLOTS,
     Hdr,
     Method,
     SipRequest,
     SipResponse,
+    slot_of_name_part,
 )
 from .uri import TOKEN_CHARS, is_scheme
 
@@ -39,7 +39,6 @@ _NAMES = [HEADER_NAMES[Hdr(i)].decode() for i in range(7)]
 _MF = 5
 _CL = 6
 _MOTHER = Method.OTHER
-_SLOTS_GET = SLOTS.get
 
 
 def is_keepalive(data: bytes) -> bool:
@@ -64,15 +63,18 @@ def _version(ver: bytes) -> None:
         raise SipParseError("bad SIP version")
 
 
-# A header line: a token name, optional WSP, a colon. Lines that do not match (folded
-# continuations, bad names, no colon) make the count differ and take the slow path.
-_NAME_RE = re.compile(rb"\r\n([!%'*+\-.0-9A-Z_`a-z~]+)[ \t]*:")
+# The header section split at every `CRLF name [WSP] ":" [WSP]` (a token name): one C-level pass
+# gives the start line, then name part and value for each header field. Folded continuation
+# lines, bad names and lines without a colon do not match, so their CRLF stays inside a part,
+# the CR/LF count differs and the message takes the slow path.
+_SPLIT_RE = re.compile(rb"\r\n([!%'*+\-.0-9A-Z_`a-z~]+[ \t]*:[ \t]*)")
+_NP_GET = NAME_PART_SLOTS.get
 
 
-def _slow_lines(lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
-    """Merge folded continuation lines into the line they continue; validate the names."""
+def _slow_parts(lines: list[bytes]) -> list[bytes]:
+    """Header lines (after the start line) -> [name part, value, ...], merging folded
+    continuation lines into the line they continue and validating the names."""
     out: list[bytes] = []
-    names: list[bytes] = []
     for line in lines:
         if line[:1] in (b" ", b"\t"):
             if not out:
@@ -86,8 +88,23 @@ def _slow_lines(lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
         if not name or name.translate(None, TOKEN_CHARS):
             raise SipParseError("bad header name")
         out.append(line)
-        names.append(name.lower())
-    return out, names
+    parts: list[bytes] = []
+    for line in out:
+        v = line[line.find(b":") + 1 :].lstrip(b" \t\r\n")
+        parts.append(line[: len(line) - len(v)])
+        parts.append(v)
+    return parts
+
+
+def _count_error(sl: list[int]) -> SipParseError:
+    """The error for a message whose mandatory / single-valued header counts are wrong."""
+    if 0 not in sl:
+        return SipParseError("missing Via")
+    for h in (1, 2, 3, 4):
+        c = sl.count(h)
+        if c != 1:
+            return SipParseError(f"{'missing' if not c else 'more than one'} {_NAMES[h]}")
+    return SipParseError("bad header counts")  # not reached: the caller saw a wrong count
 
 
 def parse_message(
@@ -117,14 +134,20 @@ def parse_message(
     if hend > MAX_HEADER_SECTION:
         raise SipParseError("header section too large", status_hint=513)
     head = data[:hend]
-    lines = head.split(b"\r\n")
-    nl = len(lines) - 1
-    # every line of the header section must end in CRLF: a bare CR or LF could make a lenient
-    # next hop see a header line sipguard did not see (each CRLF removes 2 octets, a bare one 1)
-    if hend - len(head.translate(None, b"\r\n")) != 2 * nl:
-        raise SipParseError("bare CR or LF in the header section")
+    p = _SPLIT_RE.split(head)
+    fold = False
+    slow = None
+    # every CR/LF of the header section must be one of the CRLFs the split consumed (one per
+    # header field); otherwise take the slow path, which also refuses a bare CR or LF: it could
+    # make a lenient next hop see a header line sipguard did not see
+    if len(head.translate(None, b"\r\n")) != hend - (len(p) - 1):
+        slow = head.split(b"\r\n")
+        if hend - len(head.translate(None, b"\r\n")) != 2 * (len(slow) - 1):
+            raise SipParseError("bare CR or LF in the header section")
+        line = slow[0]
+    else:
+        line = p[0]
 
-    line = lines[0]
     method_raw = uri = code = b""
     method = _MOTHER
     is_request = line[:4].upper() != b"SIP/"
@@ -156,33 +179,29 @@ def parse_message(
         if len(code) != 3 or not code.isdigit() or code[:1] not in b"123456":
             raise SipParseError("bad status code")
 
-    names = _NAME_RE.findall(head.lower())  # lower-cased once, then plain dict lookups
-    del lines[0]
-    if len(names) != nl:
-        lines, names = _slow_lines(lines)
-        nl = len(lines)
-    if nl > MAX_HEADERS:
+    if slow is not None:
+        p = [line, *_slow_parts(slow[1:])]
+        fold = len(p) != len(slow) * 2 - 1
+    names = p[1::2]
+    if len(names) > MAX_HEADERS:
         raise SipParseError("too many header fields")
-    if hend > MAX_HEADER_LINE and max(map(len, lines), default=0) > MAX_HEADER_LINE:
+    if hend > MAX_HEADER_LINE and any(
+        len(p[k]) + len(p[k + 1]) > MAX_HEADER_LINE for k in range(1, len(p), 2)
+    ):
         raise SipParseError("header line too long")
-    # unknown names -> OTHER (their syntax was already checked by _NAME_RE or _slow_lines)
-    found = list(map(_SLOTS_GET, names))
-    sl = [OTHER if s is None else s for s in found] if None in found else cast("list[int]", found)
+    found = list(map(_NP_GET, names))
+    sl: list[int] = found  # type: ignore[assignment]  # no None in it, or replaced just below
+    if None in found:  # a spelling not in the table, or an unknown name (-> OTHER)
+        sl = [slot_of_name_part(n) if h is None else h for h, n in zip(found, names, strict=True)]
 
     # mandatory and single-valued headers
-    if 0 not in sl:
-        raise SipParseError("missing Via")
-    for h in (1, 2, 3):
-        c = sl.count(h)
-        if c != 1:
-            raise SipParseError(f"{'missing' if not c else 'more than one'} {_NAMES[h]}")
-    c = sl.count(4)
-    if c != 1:
-        raise SipParseError(f"{'missing' if not c else 'more than one'} CSeq")
-    cs = lines[sl.index(4)].partition(b":")[2].split()
+    if sl.count(1) != 1 or sl.count(2) != 1 or sl.count(3) != 1 or sl.count(4) != 1 or 0 not in sl:
+        raise _count_error(sl)
+    cs = p[2 * sl.index(4) + 2].split()
     if len(cs) != 2:
         raise SipParseError("malformed CSeq")
-    seq = _number(cs[0], "CSeq")
+    v = cs[0]
+    seq = int(v) if len(v) <= 10 and v.isdigit() else _number(v, "CSeq")
     if seq > MAX_CSEQ:
         raise SipParseError("CSeq number out of range")
     mf: int | None = None
@@ -190,7 +209,8 @@ def parse_message(
         i = sl.index(_MF)
         if _MF in sl[i + 1 :]:
             raise SipParseError("more than one Max-Forwards")
-        mf = _number(lines[i].partition(b":")[2].strip(), "Max-Forwards")
+        v = p[2 * i + 2].strip()
+        mf = int(v) if len(v) <= 3 and v.isdigit() else _number(v, "Max-Forwards")
         if mf > MAX_MAX_FORWARDS:
             raise SipParseError("Max-Forwards out of range")
     cl: int | None = None
@@ -199,7 +219,8 @@ def parse_message(
         i = sl.index(_CL)
         if _CL in sl[i + 1 :]:
             raise SipParseError("more than one Content-Length")
-        cl = _number(lines[i].partition(b":")[2].strip(), "Content-Length")
+        v = p[2 * i + 2].strip()
+        cl = int(v) if len(v) <= 5 and v.isdigit() else _number(v, "Content-Length")
         if cl > max_size:
             raise SipParseError("body too large", status_hint=413)
         e = bo + cl
@@ -213,35 +234,35 @@ def parse_message(
     elif not datagram:
         raise SipParseError("Content-Length missing on a stream transport")
 
-    hs = len(line) + 2
     if is_request:
         if cs[1] != method_raw:
             raise SipParseError(
                 "CSeq method does not match the request method",
                 status_hint=501 if method is _MOTHER else 400,
             )
+        n = len(method_raw) + 1
         msg: SipRequest | SipResponse = SipRequest(
             data,
             bo,
-            lines,
+            p,
             sl,
-            hs,
+            fold,
             (seq, cs[1]),
             mf,
             cl,
             method,
             method_raw,
             uri,
-            len(method_raw) + 1,
-            len(method_raw) + 1 + len(uri),
+            n,
+            n + len(uri),
         )
     else:
         msg = SipResponse(
             data,
             bo,
-            lines,
+            p,
             sl,
-            hs,
+            fold,
             (seq, cs[1]),
             mf,
             cl,

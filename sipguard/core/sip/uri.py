@@ -26,6 +26,7 @@ __all__ = [
     "Via",
     "format_host",
     "name_addr_from_line",
+    "name_addr_value",
     "param_spans",
     "parse_name_addr",
     "parse_params",
@@ -35,6 +36,7 @@ __all__ = [
     "split_list",
     "unquote",
     "via_from_line",
+    "via_value",
 ]
 
 Params = tuple[tuple[bytes, bytes | None], ...]
@@ -77,6 +79,23 @@ _NAME_ADDR_FAST = re.compile(_NAME_ADDR_BODY, re.S)
 _NAME_ADDR_LINE = re.compile(_LINE + _NAME_ADDR_BODY + rb"[ \t]*", re.S)
 _ADDR_SPEC_FAST = re.compile(_ADDR_SPEC_BODY)
 _ADDR_SPEC_LINE = re.compile(_LINE + _ADDR_SPEC_BODY + rb"[ \t]*")
+# `value` variants for a whole header value (as the message keeps it: leading LWS already
+# skipped, trailing SP/HTAB allowed), restricted to lower-case parameter names, the shape real
+# messages have, so the parameters need no lower() and no general parser (message.py)
+_LC = rb"!%'*+\-.0-9_`a-z~"  # token characters without upper-case letters
+_LC_PARAMS = rb"((?:;[" + _LC + rb"]+(?:=[" + _T + rb"\[\]:]+)?)*)"
+_VIA_VALUE = re.compile(
+    rb"SIP/2\.0/(["
+    + _T
+    + rb"]+) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?"
+    + _LC_PARAMS
+    + rb"[ \t]*"
+)
+_NAME_ADDR_VALUE = re.compile(
+    rb'(?:"((?:[^"\\]|\\.)*)" *|([' + _T + rb" ]*?) *)"
+    rb'<([A-Za-z][A-Za-z0-9+.\-]*:[^<>"\s]*)>' + _LC_PARAMS + rb"[ \t]*",
+    re.S,
+)
 
 
 def _canon_params(ptxt: bytes) -> Params:
@@ -520,6 +539,68 @@ def _via_match(m: re.Match[bytes], base: int) -> Via:
     )
 
 
+def via_value(v: bytes, base: int) -> Via | None:
+    """Fast path for a header value (leading LWS skipped) holding exactly one canonical Via
+    with lower-case parameter names; None otherwise. `base` is the offset of `v` in raw."""
+    m = _VIA_VALUE.fullmatch(v)
+    if m is None:
+        return None
+    transport, h, p, ptxt = m.groups()
+    if h[0] == 91:  # '['
+        h = h[1:-1]
+        if b":" not in h:
+            raise SipParseError("bad IPv6 reference")
+    port = None
+    if p is not None:
+        port = int(p)
+        if port > 65535:
+            raise SipParseError("port out of range")
+    if not ptxt:
+        return _new(
+            Via,
+            (
+                b"SIP/2.0",
+                transport.upper(),
+                h,
+                port,
+                (),
+                None,
+                None,
+                None,
+                False,
+                base,
+                base + m.end(4),
+            ),
+        )
+    # a plain loop: cheaper than a comprehension for two or three parameters; a canonical value
+    # is never empty, so b"" means "no '='"
+    params = []
+    for q in ptxt[1:].split(b";"):
+        k, _, val = q.partition(b"=")
+        params.append((k, val or None))
+    d = dict(params)  # the last one wins for duplicates
+    received = d.get(b"received")
+    if received is not None and received[:1] == b"[" and received[-1:] == b"]":
+        received = received[1:-1]
+    rport = d.get(b"rport")
+    return _new(
+        Via,
+        (
+            b"SIP/2.0",
+            transport.upper(),
+            h,
+            port,
+            tuple(params),
+            d.get(b"branch"),
+            received,
+            None if rport is None else _port(rport),
+            b"rport" in d,
+            base,
+            base + m.end(4),
+        ),
+    )
+
+
 def _parse_via(raw: bytes, s: int, e: int) -> Via:
     v = _lws(raw[s:e])
     i1 = v.find(b"/")
@@ -631,6 +712,36 @@ def name_addr_from_line(line: bytes, base: int) -> NameAddr | None:
     if m is not None:
         return _addr_spec_match(m, base)
     return None
+
+
+def name_addr_value(v: bytes, base: int) -> NameAddr | None:
+    """Fast path for a header value (leading LWS skipped) holding exactly one canonical
+    `[display] <uri>;params` with lower-case parameter names; None otherwise. `base` is the
+    offset of `v` in raw."""
+    m = _NAME_ADDR_VALUE.fullmatch(v)
+    if m is None:
+        return None
+    qd, td, uri, ptxt = m.groups()
+    if qd is not None:
+        display: bytes | None = unquote(b'"' + qd + b'"') if b"\\" in qd else qd
+    else:
+        display = td or None
+    us, ue = m.span(3)
+    if not ptxt:
+        return _new(NameAddr, (display, uri, base + us, base + ue, (), None, base, base + m.end(4)))
+    params = []
+    for q in ptxt[1:].split(b";"):
+        k, _, val = q.partition(b"=")
+        params.append((k, val or None))
+    tag = None
+    for k, val in params:
+        if k == b"tag":  # the first one
+            tag = val
+            break
+    return _new(
+        NameAddr,
+        (display, uri, base + us, base + ue, tuple(params), tag, base, base + m.end(4)),
+    )
 
 
 def _name_addr_match(m: re.Match[bytes], base: int) -> NameAddr:
