@@ -36,6 +36,7 @@ from sipguard.engine.detectors.bruteforce import BruteForce
 from sipguard.engine.detectors.enumeration import NOT_FOUND_STATUSES, Enumeration
 from sipguard.engine.detectors.logins import Logins
 from sipguard.engine.effects import BanIssued, BanLifted, Effect, LoginSeen, SecurityEvent
+from sipguard.engine.fraud import FraudGuard
 from sipguard.engine.geo import GeoLookup
 from sipguard.engine.proxy import Decision, Router, account_of, reply_hop
 from sipguard.engine.rules import CompiledRule
@@ -50,7 +51,7 @@ from sipguard.engine.verdict import (
     Reason,
     Verdict,
 )
-from sipguard.policy.model import RuleAction, Severity, Transport
+from sipguard.policy.model import FraudAction, RuleAction, Severity, Transport
 
 REJECT_UNSUPPORTED_SCHEME = Verdict(Action.REJECT, Reason.MALFORMED, "uri-scheme")
 REJECT_BAD_EXTENSION = Verdict(Action.REJECT, Reason.REPLY, "proxy-require")
@@ -73,6 +74,7 @@ class Engine:
         "_bans",
         "_bruteforce",
         "_enumeration",
+        "_fraud",
         "_geo",
         "_logins",
         "_policy",
@@ -96,6 +98,7 @@ class Engine:
         self._bruteforce = BruteForce(policy.detection.bruteforce)
         self._enumeration = Enumeration(policy.detection.enumeration)
         self._logins = Logins(policy.detection.logins)
+        self._fraud = FraudGuard(policy.policy.fraud)
         self._recent_events: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self.effects: list[Effect] = []
 
@@ -120,7 +123,7 @@ class Engine:
             decision.kind = "malformed"
             return decision
         if pkt.side is Side.INSIDE:
-            decision = self._router.from_inside(msg, pkt)
+            decision = self._toll_fraud(msg, pkt, "", None) or self._router.from_inside(msg, pkt)
             if isinstance(msg, SipResponse) and decision.verdict is FORWARD:
                 self._observe_answer(msg, pkt.now)  # brute force, enumeration, logins
         else:
@@ -129,13 +132,54 @@ class Engine:
             if refused is not None:
                 decision = refused
             elif isinstance(msg, SipRequest):
-                decision = self._refuse_request(msg, pkt) or self._router.from_outside(
-                    msg, pkt, country
+                decision = (
+                    self._refuse_request(msg, pkt)
+                    or self._toll_fraud(msg, pkt, key, country)  # trusted sources too
+                    or self._router.from_outside(msg, pkt, country)
                 )
             else:
                 decision = self._router.from_outside(msg, pkt, country)
+        if decision.verdict is FORWARD:
+            self._fraud.observe(msg, pkt.now)  # calls in progress end with BYE, CANCEL, failures
         decision.kind = _kind(msg)
         return decision
+
+    def _toll_fraud(
+        self, msg: SipRequest | SipResponse, pkt: Packet, key: str, country: str | None
+    ) -> Decision | None:
+        """Initial INVITEs, from outside to the PBX and from the PBX toward a trunk (DESIGN 3)."""
+        if not isinstance(msg, SipRequest) or msg.method is not Method.INVITE:
+            return None
+        if msg.to_addr().tag is not None:
+            return None  # a re-INVITE inside a call
+        from_pbx = pkt.side is Side.INSIDE
+        account = _account_of(msg) if not from_pbx else _user_of(msg.from_addr().uri)
+        finding = self._fraud.check_invite(msg, account or "?", pkt.now, from_pbx=from_pbx)
+        if finding is None:
+            return None
+        call = msg.call_id().decode("ascii", "replace")[:64]
+        if self._fresh((finding.kind, call, finding.rule), pkt.now):  # not per retransmission
+            self.effects.append(
+                SecurityEvent(
+                    pkt.now,
+                    finding.kind,
+                    finding.severity,
+                    key or pkt.ip,
+                    pkt.port,
+                    country,
+                    account,
+                    "INVITE",
+                    finding.rule,
+                    finding.detail[:DETAIL_LIMIT],
+                )
+            )
+        if finding.action is FraudAction.REJECT:
+            return Decision(
+                Verdict(Action.REJECT, Reason.TOLL_FRAUD, finding.rule),
+                _reply(msg, 403),
+                reply_hop(pkt),
+            )
+        return None
 
     def _firewall(
         self, msg: SipRequest | SipResponse, pkt: Packet, key: str, country: str | None
@@ -390,6 +434,7 @@ class Engine:
             limit.buckets.sweep(now)
         self._bruteforce.sweep(now)
         self._enumeration.sweep(now)
+        self._fraud.sweep(now)
         if self._policy.global_limit is not None:
             self._policy.global_limit.buckets.sweep(now)
         horizon = now - EVENT_REPEAT_WINDOW
@@ -404,6 +449,7 @@ class Engine:
         self._bruteforce.spec = policy.detection.bruteforce
         self._enumeration.spec = policy.detection.enumeration
         self._logins.configure(policy.detection.logins)
+        self._fraud.swap(policy.policy.fraud)
         if geo is not None:
             self._geo = geo
 
@@ -416,6 +462,16 @@ class Engine:
 
     # ---- helpers -----------------------------------------------------------------------------
 
+    def _fresh(self, seen: tuple[str, str, str], now: float) -> bool:
+        """True the first time `seen` happens within EVENT_REPEAT_WINDOW (bounded memory)."""
+        last = self._recent_events.get(seen)
+        if last is not None and now - last < EVENT_REPEAT_WINDOW:
+            return False
+        if last is None and len(self._recent_events) >= MAX_EVENT_KEYS:
+            self._recent_events.popitem(last=False)
+        self._recent_events[seen] = now
+        return True
+
     def _event(
         self,
         kind: str,
@@ -426,13 +482,8 @@ class Engine:
         country: str | None,
         rule: str,
     ) -> None:
-        seen = (kind, key, rule)
-        last = self._recent_events.get(seen)
-        if last is not None and pkt.now - last < EVENT_REPEAT_WINDOW:
+        if not self._fresh((kind, key, rule), pkt.now):
             return
-        if last is None and len(self._recent_events) >= MAX_EVENT_KEYS:
-            self._recent_events.popitem(last=False)
-        self._recent_events[seen] = pkt.now
         self.effects.append(
             SecurityEvent(
                 pkt.now,

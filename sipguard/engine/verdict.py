@@ -27,6 +27,7 @@ class Reason(enum.Enum):
     COUNTRY_UNKNOWN = "country_unknown"  # no country and geo.unknown_country: drop
     RATE_LIMITED = "rate_limited"
     ACCOUNT_BLOCKED = "account_blocked"  # brute force on this account from this source
+    TOLL_FRAUD = "toll_fraud"  # a call the fraud policy refuses (403)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,8 @@ or `fraud.destinations.allow`), `fraud_limit` (`fraud.per_account.concurrent_cal
 the classified number (None when the call is not to a phone number, e.g. `sip:alice@...`).
 
 Emergency numbers of the home country (112, 911, 999, ...), with or without the outside-line
-prefix, are never refused: `check_invite` tracks them and returns None.
+prefix, are never refused: `check_invite` tracks them as calls in progress (they count in no
+window and no spike) and returns None.
 
 What counts: a call is *in progress* from its INVITE until it ends (ringing calls count, so 50
 parallel INVITEs are 50 calls). The windows count calls that were forwarded (a refused INVITE is

@@ -99,6 +99,7 @@ class FraudGuard:
         "_home",
         "_outside_line",
         "_quiet",
+        "_quiet_minute",
         "_refused",
         "_spikes",
         "_zone",
@@ -127,6 +128,7 @@ class FraudGuard:
         self._outside_line = ""
         self._quiet: QuietHours | None = None
         self._zone: zoneinfo.ZoneInfo | None = None
+        self._quiet_minute: tuple[int, str | None] = (-1, None)  # (epoch minute, local HH:MM)
         self.swap(spec)
 
     def swap(self, spec: FraudSpec) -> None:
@@ -136,6 +138,7 @@ class FraudGuard:
         self._outside_line = spec.outside_line_prefix
         self._quiet = spec.quiet_hours
         self._zone = zoneinfo.ZoneInfo(spec.quiet_hours.timezone) if spec.quiet_hours else None
+        self._quiet_minute = (-1, None)
         limits = spec.per_account
         self._calls.configure(limits.calls_per_minute, limits.calls_per_hour)
         if spec.spikes is None:
@@ -191,7 +194,7 @@ class FraudGuard:
         acc = calls.account(account, now)
         user = dialled_user(request)
         if user is not None and is_emergency(user, self._home, outside):
-            calls.start(key, acc, cseq, now, counted=not repeat)  # in progress; never refused
+            calls.start(key, acc, cseq, now, counted=False)  # in progress, in no window
             return _NONE
         dest = None if user is None else classify_user(user, self._home, outside)
         findings: list[FraudFinding] = []
@@ -359,27 +362,39 @@ class FraudGuard:
         )
 
     def _quiet_hours(self, dest: Destination | None, now: float, out: list[FraudFinding]) -> None:
-        quiet, zone = self._quiet, self._zone
-        if quiet is None or zone is None or dest is None or not dest.international:
+        quiet = self._quiet
+        if quiet is None or dest is None or not dest.international:
             return
-        local = datetime.datetime.fromtimestamp(now, zone)
-        t = local.time()
-        start, end = quiet.start, quiet.end
-        inside = (start <= t < end) if start < end else (t >= start or t < end)
-        if not inside:
+        clock = self._quiet_clock(quiet, now)
+        if clock is None:
             return
-        span = f"{start:%H:%M}-{end:%H:%M}"
+        span = f"{quiet.start:%H:%M}-{quiet.end:%H:%M}"
         out.append(
             FraudFinding(
                 KIND_QUIET_HOURS,
                 quiet.international,
                 Severity.WARNING,
                 "fraud.quiet_hours",
-                f"international call to {dest.e164} ({dest.where()}) at {t:%H:%M} "
+                f"international call to {dest.e164} ({dest.where()}) at {clock} "
                 f"{quiet.timezone}, in quiet hours {span}",
                 dest,
             )
         )
+
+    def _quiet_clock(self, quiet: QuietHours, now: float) -> str | None:
+        """The local `HH:MM` when `now` is in quiet hours, else None; computed once per minute
+        (time zone offsets are whole minutes, and so are `from` and `to`)."""
+        minute = int(now // 60)
+        cached_minute, clock = self._quiet_minute
+        if minute == cached_minute:
+            return clock
+        assert self._zone is not None
+        t = datetime.datetime.fromtimestamp(now, self._zone).time()
+        start, end = quiet.start, quiet.end
+        inside = (start <= t < end) if start < end else (t >= start or t < end)
+        clock = f"{t:%H:%M}" if inside else None
+        self._quiet_minute = (minute, clock)
+        return clock
 
     def _spike_finding(self, spike: Spike, dest: Destination | None) -> FraudFinding:
         spec = self.spec.spikes

@@ -13,8 +13,8 @@ current count reach
 
     threshold = max(min_calls, factor * baseline)
 
-is a spike. A spike bucket teaches at most its threshold, so a fraud burst does not become the new
-normal in one interval.
+is a spike. A bucket teaches at most its threshold, so a fraud burst does not become the new normal
+in one interval (except while the overall scope warms up, see below).
 
 Two phases per attempt, so that a refused call is not counted: `check()` says which scopes the
 attempt would push over their threshold (and, for `alert`, reports each scope and metric once per
@@ -119,7 +119,7 @@ class SpikeMeter:
         bucket = int(now // self.spec.interval)
         found: list[Spike] = []
         for name, b in ((account, self._scope(account)), (None, self._overall)):
-            self._roll(b, bucket)
+            self._roll(b, bucket, overall=name is None)
             if name is None and b.learned < WARMUP_BUCKETS:
                 continue
             self._over(found, name, b, False)
@@ -130,8 +130,8 @@ class SpikeMeter:
     def add(self, account: str, international: bool, now: float) -> int:
         """Count an attempt; returns its bucket (for `remove`)."""
         bucket = int(now // self.spec.interval)
-        for b in (self._scope(account), self._overall):
-            self._roll(b, bucket)
+        for b, overall in ((self._scope(account), False), (self._overall, True)):
+            self._roll(b, bucket, overall=overall)
             b.count += 1
             if international:
                 b.intl += 1
@@ -193,14 +193,19 @@ class SpikeMeter:
             self._accounts.move_to_end(account)
         return b
 
-    def _roll(self, b: Baseline, bucket: int) -> None:
-        """Make `bucket` the current one, learning the completed ones (gaps are zeros)."""
+    def _roll(self, b: Baseline, bucket: int, *, overall: bool) -> None:
+        """Make `bucket` the current one, learning the completed ones (gaps are zeros). A bucket
+        teaches at most its threshold, except while the overall scope warms up (it reports
+        nothing then, so nothing it sees is a spike)."""
         if bucket <= b.bucket:
             return  # the same bucket (or the clock stepped back: stay in the newer one)
         if b.bucket >= 0:
             alpha = self.spec.alpha
-            b.avg += alpha * (min(b.count, self.threshold(b.avg)) - b.avg)
-            b.intl_avg += alpha * (min(b.intl, self.threshold(b.intl_avg)) - b.intl_avg)
+            capped = not overall or b.learned >= WARMUP_BUCKETS
+            count = min(b.count, self.threshold(b.avg)) if capped else b.count
+            intl = min(b.intl, self.threshold(b.intl_avg)) if capped else b.intl
+            b.avg += alpha * (count - b.avg)
+            b.intl_avg += alpha * (intl - b.intl_avg)
             gaps = min(bucket - b.bucket - 1, 1000)
             if gaps:
                 keep = (1.0 - alpha) ** gaps
