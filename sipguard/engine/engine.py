@@ -457,6 +457,9 @@ class Engine:
     def policy(self) -> CompiledPolicy:
         return self._policy
 
+    def calls_in_progress(self, account: str) -> int:
+        return self._fraud.calls_in_progress(account)
+
     def tracked_sources(self) -> int:
         return sum(len(limit.buckets) for limit in self._policy.limits.values())
 
