@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert sipp is not None
             bench = calls.Bench(work_root / name, sipp)
             if name == "throughput":
-                report["scenarios"][name] = calls.throughput(bench, config)
+                report["scenarios"][name] = calls.throughput(bench, config, args.modes)
             elif name == "latency":
                 report["scenarios"][name] = calls.latency(bench, config)
             elif name == "profile":
@@ -116,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
         help="step-up rates in calls/s, comma separated (default: see bench/README.md)",
     )
     parser.add_argument(
+        "--modes",
+        type=_modes,
+        default=calls.THROUGHPUT_MODES,
+        help="throughput modes, comma separated (default: baseline,relay,guarded)",
+    )
+    parser.add_argument(
         "--results-dir",
         type=Path,
         default=RESULTS_DIR,
@@ -135,6 +141,14 @@ def _rates(text: str) -> tuple[int, ...]:
     if not rates or any(r <= 0 for r in rates):
         raise argparse.ArgumentTypeError("rates must be positive")
     return rates
+
+
+def _modes(text: str) -> tuple[calls.Mode, ...]:
+    known: dict[str, calls.Mode] = {mode: mode for mode in calls.THROUGHPUT_MODES}
+    chosen = [known.get(part.strip()) for part in text.split(",") if part.strip()]
+    if not chosen or None in chosen:
+        raise argparse.ArgumentTypeError("modes are baseline, relay and guarded")
+    return tuple(mode for mode in chosen if mode is not None)
 
 
 def _with_rates(config: calls.CallsConfig, rates: tuple[int, ...]) -> calls.CallsConfig:

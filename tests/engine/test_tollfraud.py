@@ -1,4 +1,4 @@
-"""Toll fraud through the engine with the shipped default policy (Dutch MSP): the issue's numbers."""
+"""Toll fraud through the engine with the shipped default policy: the issue's numbers."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ class DigestCredentials(NamedTuple):
 _new = tuple.__new__
 # the usual shape (username first, realm second, no quoted-pairs): one regex match
 _FAST = re.compile(
-    rb' *(Digest) +username *= *"([^"\\]*)" *, *realm *= *"([^"\\]*)" *(?:,|\Z)', re.I
+    rb' *+(Digest) ++username *+= *+"([^"\\]*+)" *+, *+realm *+= *+"([^"\\]*+)" *+(?:,|\Z)', re.I
 )
 # one auth-param, or any single octet (so consecutive findall matches tile the whole value)
 _PARAM = re.compile(

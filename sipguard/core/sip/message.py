@@ -351,10 +351,12 @@ class _Message:
 
     def field_start(self, i: int) -> int:
         """Offset in `raw` of header field `i` (an index into `headers`)."""
+        if not i:
+            return len(self._p[0]) + 2
         acc = self._acc
         if acc is None:
             if i < 8:  # cheaper than building the table for the first few lines
-                return sum(map(len, self._p[: 2 * i + 1])) + 2 * i + 2
+                return len(b"".join(self._p[: 2 * i + 1])) + 2 * i + 2
             acc = self._acc = list(accumulate(map(len, self._p), initial=0))
         return acc[2 * i + 1] + 2 * i + 2
 

@@ -205,21 +205,21 @@ def parse_message(
     if seq > MAX_CSEQ:
         raise SipParseError("CSeq number out of range")
     mf: int | None = None
-    if _MF in sl:
-        i = sl.index(_MF)
-        if _MF in sl[i + 1 :]:
+    c = sl.count(_MF)
+    if c:
+        if c > 1:
             raise SipParseError("more than one Max-Forwards")
-        v = p[2 * i + 2].strip()
+        v = p[2 * sl.index(_MF) + 2].strip()
         mf = int(v) if len(v) <= 3 and v.isdigit() else _number(v, "Max-Forwards")
         if mf > MAX_MAX_FORWARDS:
             raise SipParseError("Max-Forwards out of range")
     cl: int | None = None
     bo = hend + 4
-    if _CL in sl:
-        i = sl.index(_CL)
-        if _CL in sl[i + 1 :]:
+    c = sl.count(_CL)
+    if c:
+        if c > 1:
             raise SipParseError("more than one Content-Length")
-        v = p[2 * i + 2].strip()
+        v = p[2 * sl.index(_CL) + 2].strip()
         cl = int(v) if len(v) <= 5 and v.isdigit() else _number(v, "Content-Length")
         if cl > max_size:
             raise SipParseError("body too large", status_hint=413)

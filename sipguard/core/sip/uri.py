@@ -80,22 +80,48 @@ _NAME_ADDR_LINE = re.compile(_LINE + _NAME_ADDR_BODY + rb"[ \t]*", re.S)
 _ADDR_SPEC_FAST = re.compile(_ADDR_SPEC_BODY)
 _ADDR_SPEC_LINE = re.compile(_LINE + _ADDR_SPEC_BODY + rb"[ \t]*")
 # `value` variants for a whole header value (as the message keeps it: leading LWS already
-# skipped, trailing SP/HTAB allowed), restricted to lower-case parameter names, the shape real
-# messages have, so the parameters need no lower() and no general parser (message.py)
+# skipped, trailing SP/HTAB allowed), restricted to lower-case parameter names (the shape real
+# messages have: no lower(), no general parser). The quantifiers are possessive (no backtracking
+# state: ~25% faster; each one is followed by a character it cannot match, so the language is
+# the same). The parameter group first tries the overwhelmingly common `;branch=x;rport`,
+# `;branch=x`, `;rport;branch=x` (Via) and `;tag=x` (From/To), then captures the first
+# parameters one group each (a group that did not take part is None: exactly the "no value"
+# of Params), then any further ones as text; so no parameter loop runs for the usual values.
 _LC = rb"!%'*+\-.0-9_`a-z~"  # token characters without upper-case letters
-_LC_PARAMS = rb"((?:;[" + _LC + rb"]+(?:=[" + _T + rb"\[\]:]+)?)*)"
+_PVALUE = rb"[" + _T + rb"\[\]:]++"
+_LC_PARAMS = rb"(?:;[" + _LC + rb"]++(?:=" + _PVALUE + rb")?+)*+"
+_LC_PARAM = rb"(?:;([" + _LC + rb"]++)(?:=(" + _PVALUE + rb"))?+)?+"
 _VIA_VALUE = re.compile(
-    rb"SIP/2\.0/(["
+    rb"SIP/2\.0/([" + _T + rb"]++) (\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9._-]++)(?::([0-9]{1,5}))?+"
+    rb"(;branch=(["
     + _T
-    + rb"]+) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?"
+    + rb"]++)(;rport)?+|;rport;branch=(["
+    + _T
+    + rb"]++)|"
+    + 4 * _LC_PARAM
+    + rb"("
     + _LC_PARAMS
-    + rb"[ \t]*"
+    + rb"))[ \t]*+"
 )
 _NAME_ADDR_VALUE = re.compile(
-    rb'(?:"((?:[^"\\]|\\.)*)" *|([' + _T + rb" ]*?) *)"
-    rb'<([A-Za-z][A-Za-z0-9+.\-]*:[^<>"\s]*)>' + _LC_PARAMS + rb"[ \t]*",
+    rb'(?:"((?:[^"\\]++|\\.)*+)" *+|((?:[' + _T + rb"]++(?: ++[" + _T + rb"]++)*+)?+) *+)"
+    rb'<([A-Za-z][A-Za-z0-9+.\-]*+:[^<>"\s]*+)>'
+    rb"(;tag=([" + _T + rb"]++)|" + 2 * _LC_PARAM + rb"(" + _LC_PARAMS + rb"))[ \t]*+",
     re.S,
 )
+_BRANCH = b"branch"
+_TAG = b"tag"
+_RPORT: tuple[bytes, bytes | None] = (b"rport", None)
+_SIP20 = b"SIP/2.0"
+
+
+def _split_params(ptxt: bytes) -> Params:
+    """`;name[=value]...` already validated by a `value` regex (lower-case names)."""
+    out = []
+    for q in ptxt[1:].split(b";"):
+        k, _, v = q.partition(b"=")
+        out.append((k, v or None))  # a validated value is never empty: b"" means no '='
+    return tuple(out)
 
 
 def _canon_params(ptxt: bytes) -> Params:
@@ -545,7 +571,7 @@ def via_value(v: bytes, base: int) -> Via | None:
     m = _VIA_VALUE.fullmatch(v)
     if m is None:
         return None
-    transport, h, p, ptxt = m.groups()
+    transport, h, p, _, branch, rp, branch2, k1, v1, k2, v2, k3, v3, k4, v4, rest = m.groups()
     if h[0] == 91:  # '['
         h = h[1:-1]
         if b":" not in h:
@@ -555,29 +581,37 @@ def via_value(v: bytes, base: int) -> Via | None:
         port = int(p)
         if port > 65535:
             raise SipParseError("port out of range")
-    if not ptxt:
+    if branch is not None:  # ;branch=x[;rport]
         return _new(
             Via,
             (
-                b"SIP/2.0",
+                _SIP20,
                 transport.upper(),
                 h,
                 port,
-                (),
+                ((_BRANCH, branch),) if rp is None else ((_BRANCH, branch), _RPORT),
+                branch,
                 None,
                 None,
-                None,
-                False,
+                rp is not None,
                 base,
                 base + m.end(4),
             ),
         )
-    # a plain loop: cheaper than a comprehension for two or three parameters; a canonical value
-    # is never empty, so b"" means "no '='"
-    params = []
-    for q in ptxt[1:].split(b";"):
-        k, _, val = q.partition(b"=")
-        params.append((k, val or None))
+    if branch2 is not None:  # ;rport;branch=x
+        params: Params = (_RPORT, (_BRANCH, branch2))
+    elif k1 is None:
+        params = ()
+    elif k2 is None:
+        params = ((k1, v1),)
+    elif k3 is None:
+        params = ((k1, v1), (k2, v2))
+    elif k4 is None:
+        params = ((k1, v1), (k2, v2), (k3, v3))
+    elif not rest:
+        params = ((k1, v1), (k2, v2), (k3, v3), (k4, v4))
+    else:
+        params = _split_params(m[4])
     d = dict(params)  # the last one wins for duplicates
     received = d.get(b"received")
     if received is not None and received[:1] == b"[" and received[-1:] == b"]":
@@ -586,12 +620,12 @@ def via_value(v: bytes, base: int) -> Via | None:
     return _new(
         Via,
         (
-            b"SIP/2.0",
+            _SIP20,
             transport.upper(),
             h,
             port,
-            tuple(params),
-            d.get(b"branch"),
+            params,
+            d.get(_BRANCH),
             received,
             None if rport is None else _port(rport),
             b"rport" in d,
@@ -721,27 +755,33 @@ def name_addr_value(v: bytes, base: int) -> NameAddr | None:
     m = _NAME_ADDR_VALUE.fullmatch(v)
     if m is None:
         return None
-    qd, td, uri, ptxt = m.groups()
+    qd, td, uri, _, tag, k1, v1, k2, v2, rest = m.groups()
     if qd is not None:
         display: bytes | None = unquote(b'"' + qd + b'"') if b"\\" in qd else qd
     else:
         display = td or None
     us, ue = m.span(3)
-    if not ptxt:
-        return _new(NameAddr, (display, uri, base + us, base + ue, (), None, base, base + m.end(4)))
-    params = []
-    for q in ptxt[1:].split(b";"):
-        k, _, val = q.partition(b"=")
-        params.append((k, val or None))
-    tag = None
-    for k, val in params:
-        if k == b"tag":  # the first one
-            tag = val
-            break
-    return _new(
-        NameAddr,
-        (display, uri, base + us, base + ue, tuple(params), tag, base, base + m.end(4)),
-    )
+    if tag is not None:  # ;tag=x
+        params: Params = ((_TAG, tag),)
+    elif k1 is None:
+        params = ()
+    elif k2 is None:
+        params = ((k1, v1),)
+        if k1 == _TAG:
+            tag = v1
+    elif not rest:
+        params = ((k1, v1), (k2, v2))
+        if k1 == _TAG:
+            tag = v1
+        elif k2 == _TAG:
+            tag = v2
+    else:
+        params = _split_params(m[4])
+        for k, val in params:
+            if k == _TAG:  # the first one
+                tag = val
+                break
+    return _new(NameAddr, (display, uri, base + us, base + ue, params, tag, base, base + m.end(4)))
 
 
 def _name_addr_match(m: re.Match[bytes], base: int) -> NameAddr:
