@@ -1,12 +1,11 @@
-"""Annotated detector scenarios (STYLE C19): each YAML file in tests/fixtures/detectors/ is a policy and
-a list of timed steps; a new case needs no Python.
+"""Annotated detector scenarios (STYLE C19): each YAML file in tests/fixtures/detectors/ is a policy
+and a list of timed steps; a new case needs no Python.
 
-A step: `{t: SECONDS, src: IP, msg: register|invite|options|message, user: "100", to: "100",
-auth: true, ua: "...", expect: REASON}` sends a request from outside; `{t, src, answer: 401}` lets the
-PBX answer the last request that `src` got through; `events: [kind, ...]` (optional) lists the event
-kinds the step must raise. REASON is a Reason value: ok, banned, rule, rate_limited, account_blocked,
-toll_fraud, ...
-"""
+A step: `{t: SECONDS, src: IP, msg: register|invite|options|message, user: "100", to: "100", auth:
+true, ua: "...", expect: REASON}` sends a request from outside; `{t, src, answer: 401}` lets the
+PBX answer the last request that `src` got through; `events: [kind, ...]` (optional) lists the
+event kinds the step must raise. REASON is a Reason value: ok, banned, rule, rate_limited,
+account_blocked, toll_fraud, ..."""
 
 from __future__ import annotations
 
