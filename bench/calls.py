@@ -468,6 +468,7 @@ class StepResult:
     failed: int = 0  # UAC + UAS (an aborted step counts the calls its stop cut off)
     retransmissions: int = 0  # UAC + UAS
     retrans_ratio: float = 0.0  # retransmissions / messages
+    unexpected: int = 0  # UAC + UAS: FailedUnexpectedMessage, out-of-call and dead-call messages
     achieved_cps: float = 0.0  # SIPp's CallRate(C): calls created / SIPp's elapsed time
     wall_s: float = 0.0  # UAC start to UAC exit
     messages: int = 0  # datagrams the two SIPps sent (first copies + retransmissions)
@@ -713,6 +714,9 @@ def _fill(result: StepResult, uac: SippResult, uas: SippResult) -> None:
     if uas.stats is not None:
         result.failed += uas.stats.failed
         result.retransmissions += uas.stats.retransmissions
+    for stats in (uac.stats, uas.stats):
+        if stats is not None:
+            result.unexpected += stats.unexpected + stats.out_of_call + stats.dead_call_msgs
     counts = [read_message_counts(r.files.screen) for r in (uac, uas)]
     if all(c is not None for c in counts):
         result.messages = sum(c.sent + c.sent_retrans for c in counts if c is not None)

@@ -170,6 +170,19 @@ async def serve(
     return counters
 
 
+# A burst of datagrams while the loop is busy must wait in the kernel, not be dropped there: the
+# default (~208 KB, about 150 SIP datagrams) overflowed under load in bench/ runs. The kernel caps
+# it at net.core.rmem_max; raise that sysctl on busy hosts.
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+def _enlarge_receive_buffer(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+
+
 def _is_file(path: str) -> bool:
     return Path(path).is_file()
 
@@ -263,6 +276,7 @@ async def _bind_outside(
                     local_addr=(endpoint.host, endpoint.port),
                 )
                 closers.append(transport.close)
+                _enlarge_receive_buffer(transport)
                 dispatcher.sockets.outside_udp.append(transport)
                 port = transport.get_extra_info("sockname")[1]
             else:
@@ -299,6 +313,7 @@ async def _bind_inside(
                 local_addr=(endpoint.host, endpoint.port),
             )
             closers.append(transport.close)
+            _enlarge_receive_buffer(transport)
             dispatcher.sockets.inside_udp = transport
             port = transport.get_extra_info("sockname")[1]
         else:

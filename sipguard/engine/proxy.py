@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Sequence
@@ -474,6 +475,9 @@ def _sip_uri(raw: bytes) -> SipUri | None:
     return uri if isinstance(uri, SipUri) else None
 
 
+# The same few hosts (the PBX, the phones) appear in every message, and ipaddress is slow (~2 us):
+# remember recent answers. Bounded, so a flood of made-up hosts only costs misses.
+@functools.lru_cache(maxsize=8192)
 def _ip_literal(host: bytes) -> str | None:
     try:
         return str(ipaddress.ip_address(host.decode("ascii")))
@@ -481,6 +485,7 @@ def _ip_literal(host: bytes) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=8192)
 def _normal_ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
