@@ -1,9 +1,11 @@
 """``python -m bench [--quick] [scenario ...]``: run benchmarks, print Markdown, write JSON.
 
 Scenarios: ``throughput`` and ``latency`` (the call benchmark, bench/calls.py), ``parse`` (the
-parser micro-benchmark, bench/micro_parse.py, when that module exists), ``profile`` (sipguard
+parser micro-benchmark, bench/micro_parse.py, when that module exists), ``firewall`` (decision
+costs and memory of the pure engine, bench/firewall.py), ``profile`` (sipguard
 under cProfile) and ``profile-py-spy`` (under py-spy, when installed); the profiles run only when
-named. ``calls`` means throughput + latency; no scenario means throughput, latency and parse.
+named. ``calls`` means throughput + latency; no scenario means throughput, latency, parse and
+firewall.
 The raw results go to ``bench/results/<UTC timestamp>.json`` (profiles beside it).
 """
 
@@ -26,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import calls
+from bench import calls, firewall
 
-SCENARIOS = ("throughput", "latency", "parse", "profile", "profile-py-spy")
-DEFAULT = ("throughput", "latency", "parse")
+SCENARIOS = ("throughput", "latency", "parse", "firewall", "profile", "profile-py-spy")
+DEFAULT = ("throughput", "latency", "parse", "firewall")
 ALIASES = {"calls": ("throughput", "latency"), "all": SCENARIOS}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CALL_SCENARIOS = frozenset({"throughput", "latency", "profile", "profile-py-spy"})
@@ -70,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"== {name}", file=sys.stderr, flush=True)
             if name == "parse":
                 report["scenarios"]["parse"] = _run_parse()
+                continue
+            if name == "firewall":
+                sources, bans = (100_000, 10_000) if args.quick else (1_000_000, 100_000)
+                report["scenarios"]["firewall"] = firewall.main(sources, bans)
                 continue
             assert sipp is not None
             bench = calls.Bench(work_root / name, sipp)
@@ -274,6 +280,10 @@ def render(report: dict[str, Any]) -> str:
     if parse is not None:
         out += ["### Parser micro-benchmark (bench/micro_parse.py)", ""]
         out += _dict_table(parse)
+    fw = scenarios.get("firewall")
+    if fw is not None:
+        out += ["### Firewall decisions and memory (bench/firewall.py)", ""]
+        out += _dict_table(fw)
     return "\n".join(out)
 
 
