@@ -9,9 +9,9 @@ replaced, see tests/detect/__init__.py), twice:
   the attacker (its first request is the one that gets it banned).
 * ``behaviour_only``: every User-Agent rule removed, so that behaviour alone has to stop the
   scanner. svcrack must still fail (the brute-force detector bans the source after
-  ``auth.failures`` failed logins: the PBX sees at most that many, plus the ones in flight); svwar may learn at most the
-  real extensions it probed before its ``enumeration.distinct_users``-th unknown user; svmap's
-  result is recorded, not asserted.
+  ``auth.failures`` failed logins: the PBX sees at most that many, plus the ones in flight);
+  svwar may learn at most the real extensions it probed before its
+  ``enumeration.distinct_users``-th unknown user; svmap's result is recorded, not asserted.
 * ``compact``: the policy as shipped, but the scanner uses SIPVicious' own ``-c`` (compact
   headers), which sends no User-Agent at all: the User-Agent rule never sees it, so the same
   expectations as ``behaviour_only`` hold.

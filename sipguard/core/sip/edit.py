@@ -115,6 +115,12 @@ class MessageEditor:
         """
         text = b";" + name if value is None else b";" + name + b"=" + value
         lname = name.lower()
+        for pname, _ in via.params:  # the parsed parameters say whether it is there at all
+            if pname == lname:
+                break
+        else:
+            self.insert(via.end, text)
+            return
         for pname, ps, pe in param_spans(self._msg.raw, via.start, via.end):
             if pname == lname:
                 self.replace(ps, pe, text)

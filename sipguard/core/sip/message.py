@@ -542,10 +542,24 @@ class _Message:
 
     def _addr_list(self, h: int, star: bool = False) -> list[NameAddr]:
         """Addresses of every field of slot `h`; with `star`, a `*` element sets `_star`."""
-        raw = self.raw
+        sl = self._sl
+        c = sl.count(h)
+        if not c:
+            return []
         p = self._p
+        if c == 1:  # the usual case: one line, one canonical address
+            fi = sl.index(h)
+            v = p[2 * fi + 2]
+            if v[:1] != b"*":
+                a = name_addr_value(v, self.field_start(fi) + len(p[2 * fi + 1]))
+                if a is not None:
+                    return [a]
+            fis = [fi]
+        else:
+            fis = self.indexes(h)
+        raw = self.raw
         out: list[NameAddr] = []
-        for fi in self.indexes(h):
+        for fi in fis:
             v = p[2 * fi + 2]
             if v[:1] != b"*":
                 a = name_addr_value(v, self.field_start(fi) + len(p[2 * fi + 1]))
@@ -568,7 +582,7 @@ class _Message:
         cs = self._contacts
         if cs is None:
             self._star = False
-            cs = self._addr_list(_CONTACT, True) if _CONTACT in self._sl else []
+            cs = self._addr_list(_CONTACT, True)
             if self._star and cs:
                 raise SipParseError("Contact '*' mixed with addresses")
             self._contacts = cs
@@ -583,7 +597,7 @@ class _Message:
         """Route values in order."""
         rs = self._routes
         if rs is None:
-            rs = self._routes = self._addr_list(_ROUTE) if _ROUTE in self._sl else []
+            rs = self._routes = self._addr_list(_ROUTE)
         return rs
 
     def record_routes(self) -> list[NameAddr]:

@@ -302,8 +302,22 @@ def param_spans(raw: bytes, s: int, e: int) -> list[tuple[bytes, int, int]]:
 
     Used by the editor to replace one parameter of a Via value in place.
     """
-    v = _lws(raw[s:e])
-    out: list[tuple[bytes, int, int]] = []
+    v = raw[s:e]
+    semi = v.find(b";")
+    if semi < 0 and b'"' not in v:
+        return []
+    ptxt = v[semi:]
+    if b'"' not in v and len(ptxt.translate(None, _WS)) == len(ptxt):
+        # no quotes and no LWS among the parameters (the usual Via): split them as they are
+        out: list[tuple[bytes, int, int]] = []
+        pos = s + semi
+        for p in ptxt[1:].split(b";"):
+            n = pos + 1 + len(p)
+            out.append((p.partition(b"=")[0].lower(), pos, n))
+            pos = n
+        return out
+    v = _lws(v)
+    out = []
     parts = _split_semis(v)
     pos = len(parts[0])
     for p in parts[1:]:
