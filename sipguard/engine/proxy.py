@@ -196,6 +196,8 @@ class Router:
             )  # phones look for their own Contact in the 200
         if resp.get(Hdr.X_SIPGUARD_SOURCE) is not None:
             edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)
+        if resp.get(Hdr.SERVER) is not None:
+            edit.remove_headers(Hdr.SERVER)  # scanners fingerprint the PBX (and its CVEs) by it
         if hop.transport is not Transport.UDP:
             edit.ensure_content_length()
         return Decision(FORWARD, edit.build(), hop)

@@ -184,12 +184,14 @@ def test_responses_from_the_pbx_follow_the_via_back_to_the_real_source() -> None
     ok = (
         b"SIP/2.0 200 OK\r\n" + vias + b"From: Alice <sip:alice@pbx.example.com>;tag=1928301774\r\n"
         b"To: Bob <sip:bob@pbx.example.com>;tag=pbx\r\nCall-ID: a84b4c76e66710@192.168.1.20\r\n"
-        b"CSeq: 314159 INVITE\r\nContact: <sip:bob@10.0.0.5>\r\nContent-Length: 0\r\n\r\n"
+        b"CSeq: 314159 INVITE\r\nContact: <sip:bob@10.0.0.5>\r\nServer: FPBX-16.0.40(18.9.0)\r\n"
+        b"Content-Length: 0\r\n\r\n"
     )
     d = eng.handle(ok, from_pbx())
     out = parse_message(forward(d))
     assert d.hop is not None and (d.hop.ip, d.hop.port, d.hop.side) == (*PHONE, Side.OUTSIDE)
     assert len(out.vias()) == 1 and out.vias()[0].host == b"192.168.1.20"
+    assert b"FPBX" not in out.raw  # the PBX's make and version stay inside
 
 
 def test_a_response_whose_top_via_is_not_ours_is_dropped() -> None:
