@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from sipguard.engine.effects import BanIssued, BanLifted, Effect
+from sipguard.engine.effects import BanIssued, BanLifted, Effect, LoginSeen
 from sipguard.store import StoreError
 
 log = logging.getLogger("sipguard.store")
@@ -56,8 +56,8 @@ class EffectPump:
         batch = self._held + self._take()
         self._held = []
         if len(batch) > self._max_batch:
-            keep = [e for e in batch if isinstance(e, BanIssued | BanLifted)]
-            rest = [e for e in batch if not isinstance(e, BanIssued | BanLifted)]
+            keep = [e for e in batch if _precious(e)]
+            rest = [e for e in batch if not _precious(e)]
             room = max(0, self._max_batch - len(keep))
             self.shed += len(rest) - room
             batch = keep + (rest[-room:] if room else [])
@@ -68,7 +68,7 @@ class EffectPump:
             await self._sink(batch)
         except StoreError as exc:
             self.failures += 1
-            bans: list[Effect] = [e for e in batch if isinstance(e, BanIssued | BanLifted)]
+            bans = [e for e in batch if _precious(e)]
             if exc.retryable:  # full disk, locked, read-only: the bans wait for the store to heal
                 self._held = bans[-MAX_HELD_BANS:]
             self.shed += len(batch) - len(self._held)
@@ -81,8 +81,13 @@ class EffectPump:
             return
         except Exception:  # a bug in a sink must not stop the proxy: log it, keep the bans
             self.failures += 1
-            self._held = [e for e in batch if isinstance(e, BanIssued | BanLifted)][-MAX_HELD_BANS:]
+            self._held = [e for e in batch if _precious(e)][-MAX_HELD_BANS:]
             log.exception("store write failed unexpectedly; ban changes held for retry")
             return
         self.written += len(batch)
         self.queue_depth = 0
+
+
+def _precious(effect: Effect) -> bool:
+    """Never shed: ban changes (the ban table must survive a restart) and the login history."""
+    return isinstance(effect, BanIssued | BanLifted | LoginSeen)

@@ -57,7 +57,8 @@ async def test_bans_survive_a_failing_store_and_are_written_once_it_heals() -> N
 
 @pytest.mark.asyncio
 async def test_a_flood_sheds_events_but_keeps_every_ban() -> None:
-    outbox: list[Effect] = [event(n) for n in range(10_000)] + [ban(n) for n in range(50)]
+    outbox: list[Effect] = [event(n) for n in range(10_000)]
+    outbox += [ban(n) for n in range(50)]
     store = FlakyStore(failures=0)
     pump = EffectPump(
         lambda: [outbox.pop() for _ in range(len(outbox))], store.write, max_batch=100
@@ -71,7 +72,7 @@ async def test_a_flood_sheds_events_but_keeps_every_ban() -> None:
 @pytest.mark.asyncio
 async def test_a_store_that_refuses_the_data_does_not_block_the_pump_forever() -> None:
     store = FlakyStore(failures=1, retryable=False)
-    batches = [[ban(1)], [ban(2)]]
+    batches: list[list[Effect]] = [[ban(1)], [ban(2)]]
     pump = EffectPump(lambda: batches.pop(0) if batches else [], store.write)
     await pump.flush()
     await pump.flush()
