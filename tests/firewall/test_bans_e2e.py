@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -128,6 +129,10 @@ def test_cli_ban_and_unban_apply_to_a_running_sipguard_within_a_second(
     try:
         guard = daemon.outside("udp")
         assert passes(client, pbx, guard, 1)
+        control = policy.parent / "sipguard.sock"  # local only: a Unix socket only its user may use
+        assert (
+            stat.S_ISSOCK(control.stat().st_mode) and stat.S_IMODE(control.stat().st_mode) == 0o600
+        )
         started = time.monotonic()
         banned = cli(policy, "ban", OTHER, "--for", "10m", "--reason", "NOC test")
         assert banned.returncode == 0 and "applied" in banned.stdout
