@@ -5,6 +5,12 @@ from a fixed random seed (so identifiers differ between messages, nothing is cac
 them), then timeit measures parse + accessors over the pool; the best of N repeats is reported
 in microseconds per message.
 
+Columns: `parse` is parse_message alone; `parse+read` adds the accessors a firewall reads;
+`strict` is parse_message(strict=True), what the proxy runs on every message (it also parses
+every Via, From, To, Contact, Route, Record-Route and the Request-URI); `strict cold` is the same
+with parse_uri's cache emptied before each pass over the pool, i.e. every URI seen for the first
+time (an enumeration scan brings new ones with every message).
+
     .venv/bin/python -m bench.micro_parse
 """
 
@@ -15,7 +21,7 @@ import sys
 import timeit
 from collections.abc import Callable
 
-from sipguard.core.sip import SipRequest, SipResponse, parse_message
+from sipguard.core.sip import SipRequest, SipResponse, parse_message, parse_uri
 
 SEED = 20240229
 POOL = 64  # distinct messages per kind
@@ -154,8 +160,17 @@ KINDS: dict[str, Callable[[random.Random], bytes]] = {
 }
 
 
-def _bench(pool: list[bytes], fn: Callable[[bytes], object]) -> float:
+def strict_parse(data: bytes) -> object:
+    """What the proxy runs on every message: parse_message(strict=True)."""
+    return parse_message(data, strict=True)
+
+
+def _bench(pool: list[bytes], fn: Callable[[bytes], object], *, cold: bool = False) -> float:
+    clear = parse_uri.cache_clear
+
     def run() -> None:
+        if cold:
+            clear()
         for data in pool:
             fn(data)
 
@@ -164,7 +179,8 @@ def _bench(pool: list[bytes], fn: Callable[[bytes], object]) -> float:
 
 
 def main() -> dict[str, dict[str, float]]:
-    """Run the benchmark: {kind: {"size": octets, "parse_us": ..., "parse_read_us": ...}}."""
+    """Run the benchmark: {kind: {"size": octets, "parse_us": ..., "parse_read_us": ...,
+    "strict_us": ..., "strict_cold_us": ...}}."""
     rng = random.Random(SEED)
     results: dict[str, dict[str, float]] = {}
     for kind, make in KINDS.items():
@@ -176,13 +192,21 @@ def main() -> dict[str, dict[str, float]]:
             "size": sum(map(len, pool)) / len(pool),
             "parse_us": _bench(pool, parse_message),
             "parse_read_us": _bench(pool, firewall_read),
+            "strict_us": _bench(pool, strict_parse),
+            "strict_cold_us": _bench(pool, strict_parse, cold=True),
         }
     print(
         f"python {sys.version.split()[0]}, best of {REPEAT} x {NUMBER} passes over {POOL} messages"
     )
-    print(f"{'kind':10s} {'octets':>7s} {'parse us':>9s} {'parse+read us':>14s}")
+    print(
+        f"{'kind':10s} {'octets':>7s} {'parse us':>9s} {'parse+read us':>14s} {'strict us':>10s}"
+        f" {'strict cold us':>15s}"
+    )
     for kind, r in results.items():
-        print(f"{kind:10s} {r['size']:7.0f} {r['parse_us']:9.2f} {r['parse_read_us']:14.2f}")
+        print(
+            f"{kind:10s} {r['size']:7.0f} {r['parse_us']:9.2f} {r['parse_read_us']:14.2f}"
+            f" {r['strict_us']:10.2f} {r['strict_cold_us']:15.2f}"
+        )
     return results
 
 

@@ -1,5 +1,5 @@
-"""TCP on the outside: connections are limited per source and in total, an unframeable stream is cut,
-an idle connection is closed, and CRLF keep-alives are answered (RFC 5626)."""
+"""TCP on the outside: connections are limited per source and in total, an unframeable stream is
+cut, an idle connection is closed, and CRLF keep-alives are answered (RFC 5626)."""
 
 from __future__ import annotations
 

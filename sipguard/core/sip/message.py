@@ -319,7 +319,8 @@ class _Message:
     The parser stores the header section split at each header name (`_p`): the start line,
     then for header field i its name part `_p[2i+1]` (name, optional WSP, colon, leading LWS)
     and its value `_p[2i+2]` (up to the CRLF ending the field; folded continuation lines
-    merged, trailing SP/HTAB kept), and the slots (`_sl`, plain ints). Positions in `raw` are
+    merged, trailing SP/HTAB kept), and the slots (`_sl`, one octet per field: `in`, count() and
+    index() of a small int are memchr-fast on bytes). Positions in `raw` are
     computed on demand from the part lengths. `_fold` is True when a field is folded: then the
     accessors that return raw values take the general path.
     """
@@ -328,7 +329,7 @@ class _Message:
     """The whole message as it will be forwarded (cut at Content-Length for datagrams)."""
     body_offset: int
     _p: list[bytes] = field(repr=False)
-    _sl: list[int] = field(repr=False)
+    _sl: bytes = field(repr=False)
     _fold: bool = field(repr=False)
     _cseq: tuple[int, bytes] = field(repr=False)
     _mf: int | None = field(repr=False)

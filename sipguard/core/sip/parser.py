@@ -56,6 +56,11 @@ def _number(v: bytes, what: str) -> int:
     return int(v)
 
 
+# b"0".."2047" -> int: Max-Forwards and most Content-Length values in one dict lookup
+# (anything else, leading zeros or WSP included, goes through _number)
+_SMALL_NUMBER = {b"%d" % i: i for i in range(2048)}.get
+
+
 def _version(ver: bytes) -> None:
     if ver != b"SIP/2.0" and ver.upper() != b"SIP/2.0":
         if ver[:4].upper() == b"SIP/":
@@ -67,8 +72,12 @@ def _version(ver: bytes) -> None:
 # gives the start line, then name part and value for each header field. Folded continuation
 # lines, bad names and lines without a colon do not match, so their CRLF stays inside a part,
 # the CR/LF count differs and the message takes the slow path.
-_SPLIT_RE = re.compile(rb"\r\n([!%'*+\-.0-9A-Z_`a-z~]+[ \t]*:[ \t]*)")
-_NP_GET = NAME_PART_SLOTS.get
+_SPLIT_RE = re.compile(rb"\r\n([!%'*+\-.0-9A-Z_`a-z~]++[ \t]*+:[ \t]*+)")
+# name part -> slot: the usual spellings, plus the ones seen since (bounded: a flood of made-up
+# header names only fills it up, after which new names take the slower way every time)
+_NP_TABLE: dict[bytes, int] = dict(NAME_PART_SLOTS)
+_NP_TABLE_LIMIT = len(_NP_TABLE) + 2048
+_NP_GET = _NP_TABLE.get
 
 
 def _slow_parts(lines: list[bytes]) -> list[bytes]:
@@ -96,7 +105,22 @@ def _slow_parts(lines: list[bytes]) -> list[bytes]:
     return parts
 
 
-def _count_error(sl: list[int]) -> SipParseError:
+def _learn(names: list[bytes]) -> bytes:
+    """Slots of `names` when some are not in the spelling table (unknown headers -> OTHER, odd
+    spellings of known ones); the table remembers them, up to a bound, so the next message
+    with the same header lines takes the fast path again."""
+    out = []
+    for n in names:
+        h = _NP_GET(n)
+        if h is None:
+            h = slot_of_name_part(n)
+            if len(_NP_TABLE) < _NP_TABLE_LIMIT:
+                _NP_TABLE[n] = h
+        out.append(h)
+    return bytes(out)
+
+
+def _count_error(sl: bytes) -> SipParseError:
     """The error for a message whose mandatory / single-valued header counts are wrong."""
     if 0 not in sl:
         return SipParseError("missing Via")
@@ -189,10 +213,10 @@ def parse_message(
         len(p[k]) + len(p[k + 1]) > MAX_HEADER_LINE for k in range(1, len(p), 2)
     ):
         raise SipParseError("header line too long")
-    found = list(map(_NP_GET, names))
-    sl: list[int] = found  # type: ignore[assignment]  # no None in it, or replaced just below
-    if None in found:  # a spelling not in the table, or an unknown name (-> OTHER)
-        sl = [slot_of_name_part(n) if h is None else h for h, n in zip(found, names, strict=True)]
+    try:
+        sl = bytes(map(_NP_GET, names))  # type: ignore[arg-type]  # a None raises TypeError
+    except TypeError:  # None: a spelling not in the table yet
+        sl = _learn(names)
 
     # mandatory and single-valued headers
     if sl.count(1) != 1 or sl.count(2) != 1 or sl.count(3) != 1 or sl.count(4) != 1 or 0 not in sl:
@@ -200,8 +224,9 @@ def parse_message(
     cs = p[2 * sl.index(4) + 2].split()
     if len(cs) != 2:
         raise SipParseError("malformed CSeq")
-    v = cs[0]
-    seq = int(v) if len(v) <= 10 and v.isdigit() else _number(v, "CSeq")
+    seq = _SMALL_NUMBER(cs[0])
+    if seq is None:
+        seq = _number(cs[0], "CSeq")
     if seq > MAX_CSEQ:
         raise SipParseError("CSeq number out of range")
     mf: int | None = None
@@ -209,8 +234,9 @@ def parse_message(
     if c:
         if c > 1:
             raise SipParseError("more than one Max-Forwards")
-        v = p[2 * sl.index(_MF) + 2].strip()
-        mf = int(v) if len(v) <= 3 and v.isdigit() else _number(v, "Max-Forwards")
+        mf = _SMALL_NUMBER(p[2 * sl.index(_MF) + 2])
+        if mf is None:
+            mf = _number(p[2 * sl.index(_MF) + 2].strip(), "Max-Forwards")
         if mf > MAX_MAX_FORWARDS:
             raise SipParseError("Max-Forwards out of range")
     cl: int | None = None
@@ -219,8 +245,9 @@ def parse_message(
     if c:
         if c > 1:
             raise SipParseError("more than one Content-Length")
-        v = p[2 * sl.index(_CL) + 2].strip()
-        cl = int(v) if len(v) <= 5 and v.isdigit() else _number(v, "Content-Length")
+        cl = _SMALL_NUMBER(p[2 * sl.index(_CL) + 2])
+        if cl is None:
+            cl = _number(p[2 * sl.index(_CL) + 2].strip(), "Content-Length")
         if cl > max_size:
             raise SipParseError("body too large", status_hint=413)
         e = bo + cl
