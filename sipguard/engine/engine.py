@@ -27,6 +27,7 @@ from sipguard.core.sip import (
     parse_message,
     parse_uri,
 )
+from sipguard.engine.accounts import account_name, account_of, uri_user
 from sipguard.engine.bans import ActiveBan, BanTable
 from sipguard.engine.compile import CompiledLimit, CompiledPolicy
 from sipguard.engine.context import Packet, Side
@@ -38,7 +39,7 @@ from sipguard.engine.detectors.logins import Logins
 from sipguard.engine.effects import BanIssued, BanLifted, Effect, LoginSeen, SecurityEvent
 from sipguard.engine.fraud import FraudGuard
 from sipguard.engine.geo import GeoLookup
-from sipguard.engine.proxy import Decision, Router, account_of, reply_hop
+from sipguard.engine.proxy import Decision, Router, reply_hop, via_account
 from sipguard.engine.rules import CompiledRule
 from sipguard.engine.verdict import (
     DROP_ACCOUNT_BLOCKED,
@@ -153,7 +154,8 @@ class Engine:
         if msg.to_addr().tag is not None:
             return None  # a re-INVITE inside a call
         from_pbx = pkt.side is Side.INSIDE
-        account = _account_of(msg) if not from_pbx else _user_of(msg.from_addr().uri)
+        caller = uri_user(msg.from_addr().uri)
+        account = account_of(msg) if not from_pbx else (account_name(caller) if caller else None)
         finding = self._fraud.check_invite(msg, account or "?", pkt.now, from_pbx=from_pbx)
         if finding is None:
             return None
@@ -187,7 +189,7 @@ class Engine:
         """Country, rules and rate limits for an untrusted outside message; None means go on."""
         policy = self._policy
         if self._bruteforce.has_blocks and isinstance(msg, SipRequest):
-            account = _account_of(msg)
+            account = account_of(msg)
             if account is not None and self._bruteforce.refuses(key, account, pkt.now):
                 return Decision(DROP_ACCOUNT_BLOCKED)
         if country is None and policy.drop_unknown_country:
@@ -269,7 +271,7 @@ class Engine:
         if ip in self._policy.trusted:
             return  # trusted sources are never banned; their failures are the PBX's business
         key = self._policy.source_key(ip)
-        account = account_of(vias[0])
+        account = via_account(vias[0])
         if account is not None:
             if status in (401, 403, 407):
                 for finding in self._bruteforce.failure(key, account, now):
@@ -283,7 +285,8 @@ class Engine:
                     if unusual is not None:
                         self._act(unusual, key, ip, now, resp)
         elif status in NOT_FOUND_STATUSES:
-            user = _user_of(resp.to_addr().uri) or "?"
+            to_user = uri_user(resp.to_addr().uri)
+            user = account_name(to_user) if to_user else "?"
             probe = self._enumeration.not_found(key, user, now)
             if probe is not None:
                 self._act(probe, key, ip, now, resp)
@@ -540,25 +543,6 @@ class Engine:
         if reply is None:
             return Decision(DROP_MALFORMED)
         return Decision(REJECT_MALFORMED, reply, reply_hop(pkt))
-
-
-def _user_of(raw_uri: bytes) -> str | None:
-    try:
-        uri = parse_uri(raw_uri)
-    except SipParseError:
-        return None
-    if isinstance(uri, SipUri) and uri.user:
-        return uri.user[:64].decode("utf-8", "backslashreplace")
-    return None
-
-
-def _account_of(req: SipRequest) -> str | None:
-    """Whose request this is: the digest username, else the To user of a REGISTER, else From."""
-    credentials = req.credentials()
-    if credentials is not None and credentials.username:
-        return credentials.username[:64].decode("utf-8", "backslashreplace")
-    target = req.to_addr() if req.method is Method.REGISTER else req.from_addr()
-    return _user_of(target.uri)
 
 
 def _answerable(msg: SipRequest | SipResponse) -> bool:

@@ -399,7 +399,7 @@ def encode_account(username: bytes) -> bytes:
     return base64.urlsafe_b64encode(username[:MAX_ACCOUNT]).rstrip(b"=")
 
 
-def account_of(our_via: Via) -> str | None:
+def via_account(our_via: Via) -> str | None:
     """The username sipguard put in its own Via, or None for a request without credentials."""
     for name, value in our_via.params:
         if name == ACCOUNT_PARAM and value is not None:

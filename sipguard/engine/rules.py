@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sipguard.core.netset import NetworkSet
-from sipguard.core.sip import Method, SipParseError, SipRequest, SipResponse, SipUri, parse_uri
+from sipguard.core.sip import Method, SipRequest, SipResponse
+from sipguard.engine.accounts import uri_user
 from sipguard.engine.context import Packet
 from sipguard.engine.verdict import Action, Reason, Verdict
 from sipguard.policy.model import CountryMatch, Rule, RuleAction
@@ -62,21 +63,13 @@ def accounts_of(msg: SipRequest | SipResponse) -> set[bytes]:
     forged)."""
     found: set[bytes] = set()
     for name_addr in (msg.from_addr(), msg.to_addr()):
-        user = _user_of(name_addr.uri)
+        user = uri_user(name_addr.uri)
         if user:
             found.add(user)
     credentials = msg.credentials()
     if credentials is not None and credentials.username:
         found.add(credentials.username)
     return found
-
-
-def _user_of(raw_uri: bytes) -> bytes | None:
-    try:
-        uri = parse_uri(raw_uri)
-    except SipParseError:
-        return None
-    return uri.user if isinstance(uri, SipUri) else None
 
 
 def _country_holds(cond: CountryMatch, country: str | None) -> bool:
