@@ -93,7 +93,7 @@ async def serve(
         outside = await _bind_outside(policy, dispatcher, counters, stream_factory, closers)
         inside = await _bind_inside(policy, dispatcher, counters, stream_factory, closers)
         upstream = Address(policy.upstream.transport, policy.upstream.host, policy.upstream.port)
-        router = Router(_advertised(outside, inside), inside, upstream)
+        router = Router(_advertised(outside, inside, policy.advertise), inside, upstream)
         own = [ip_network(a.host) for a in (*outside, inside, upstream)]
         geo = await _open_geo(policy)
         geo_box.append(geo)
@@ -330,14 +330,22 @@ async def _bind_inside(
     return Address(upstream.transport, endpoint.host, int(port))
 
 
-def _advertised(outside: list[Address], inside: Address) -> list[Address]:
-    """Concrete addresses for Via/Record-Route: a wildcard listener advertises the inside host."""
-    return [
-        Address(a.transport, inside.host, a.port)
-        if ipaddress.ip_address(a.host).is_unspecified
-        else a
-        for a in outside
-    ]
+def _advertised(outside: list[Address], inside: Address, advertise: str | None) -> list[Address]:
+    """Concrete addresses for Via/Record-Route: a wildcard listener advertises `advertise`, or
+    (with a warning: phones on the internet cannot reach it) the inside host."""
+    faces = []
+    for face in outside:
+        if ipaddress.ip_address(face.host).is_unspecified:
+            if advertise is None:
+                log.warning(
+                    "listen %s is a wildcard and the policy has no `advertise`: Record-Route "
+                    "will name %s; set `advertise` to the public address",
+                    _url(face),
+                    inside.host,
+                )
+            face = Address(face.transport, advertise or inside.host, face.port)
+        faces.append(face)
+    return faces
 
 
 def _local_ip_toward(upstream: Endpoint) -> str:

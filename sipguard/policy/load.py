@@ -69,6 +69,7 @@ from sipguard.policy.model import (
 )
 from sipguard.policy.units import (
     format_duration,
+    parse_advertise,
     parse_clock,
     parse_digits,
     parse_duration,
@@ -467,6 +468,8 @@ def _policy(r: _Reader, root: Node, sha256: str) -> Policy | None:
         upstream = _upstream(r, top["upstream"], listen or ())
     if "inside" in top:
         kw["inside"] = _inside(r, top["inside"], upstream)
+    if "advertise" in top:
+        kw["advertise"] = r.convert(top["advertise"], parse_advertise)
     if "trusted" in top:
         kw["trusted"] = r.networks(top["trusted"], empty=None)
     storage = _storage(r, top["storage"]) if "storage" in top else DEFAULT_STORAGE_PATH

@@ -699,6 +699,14 @@ class Policy:
             yaml="endpoint",
         ),
     ] = None
+    advertise: Annotated[
+        str | None,
+        Meta(
+            "the address phones reach sipguard at, put in Record-Route; needed when a `listen` "
+            "address is a wildcard (0.0.0.0 or ::); default: the listen address itself",
+            yaml="ip",
+        ),
+    ] = None
     trusted: Annotated[
         tuple[Network, ...],
         Meta("never banned or rate limited; still fraud-checked", yaml="networks"),

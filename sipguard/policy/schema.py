@@ -79,6 +79,7 @@ GRAMMARS: dict[str, JSON] = {
         "pattern": rf"^(udp|tcp)://{_HOST}:[0-9]{{1,5}}$",
     },
     "host_port": {"type": "string", "pattern": rf"^{_IP}:[0-9]{{1,5}}$"},
+    "ip": {"type": "string", "pattern": r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]+)$"},
     "http_url": {"type": "string", "pattern": r"^https?://[^\s/]+(/\S*)?$"},
     "country_match": {"anyOf": [_ref("countries"), _ref("CountryMatch")]},
     "network_match": {"anyOf": [_ref("networks"), _ref("NetworkMatch")]},

@@ -223,6 +223,14 @@ def parse_host_port(text: str) -> HostPort:
     return HostPort(_parse_ip(host), _port(port_text, text, zero_ok=True))
 
 
+def parse_advertise(text: str) -> str:
+    """The public address of sipguard: an IP literal (no brackets), not a wildcard."""
+    address = _parse_ip(text.strip("[]"))
+    if ipaddress.ip_address(address).is_unspecified:
+        raise ValueError(f"not a reachable address: {text!r} (advertise the public IP)")
+    return address
+
+
 def parse_network(text: str) -> Network:
     """`192.0.2.0/24`, `2001:db8::/32` or a plain address (a /32 or /128) -> an ip network."""
     try:
