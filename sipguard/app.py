@@ -32,13 +32,15 @@ from sipguard.io.geoip import GeoDatabaseError, GeoResolver
 from sipguard.io.tcp import ConnectionLimiter, SipStreamProtocol, TcpLimits
 from sipguard.io.udp import SipDatagramProtocol
 from sipguard.policy.model import Endpoint, Policy, Severity, Transport
+from sipguard.services.alerts import AlertRouter
 from sipguard.services.outbox import EffectPump
 from sipguard.services.reload import PolicyReloader, ReloadOutcome
 from sipguard.store import Store, StoreError
 
 log = logging.getLogger("sipguard")
 
-DRAIN_TIMEOUT = 4.0  # seconds granted to close connections on stop; the whole stop stays under 5 s
+DRAIN_TIMEOUT = 3.0  # seconds granted to close connections on stop; the whole stop stays under 5 s
+ALERT_GRACE = 1.0  # seconds granted on stop to deliver the alerts still queued
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between sweeps (ban expiry, idle buckets)
 OFFENCE_MEMORY = 30 * 86400.0  # seconds of ban history that count for escalation after a restart
 
@@ -89,6 +91,7 @@ async def serve(
     closers: list[Callable[[], None]] = []
     geo_box: list[GeoResolver] = []  # the resolver in use; a reload replaces it
     pump: EffectPump | None = None
+    alerts: AlertRouter | None = None
     try:
         outside = await _bind_outside(policy, dispatcher, counters, stream_factory, closers)
         inside = await _bind_inside(policy, dispatcher, counters, stream_factory, closers)
@@ -109,8 +112,12 @@ async def serve(
             ) from exc
         closers.append(control.close)
 
+        alerts = AlertRouter(policy.alerts, clock=clock)
+
         def take() -> list[Effect]:
             batch, engine.effects = engine.effects, []
+            # alerts see every event, before the store may shed some under a flood
+            alerts.submit([e for e in batch if isinstance(e, SecurityEvent)])
             return batch
 
         pump = EffectPump(take, store.write)
@@ -144,6 +151,7 @@ async def serve(
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(pump.run(stop))
+            tasks.create_task(alerts.run(stop))
             tasks.create_task(_housekeeping(engine, clock, stop))
             tasks.create_task(reloader.run(stop))
             if watch_policy and _is_file(policy.source_path):
@@ -163,6 +171,8 @@ async def serve(
         await connector.close(DRAIN_TIMEOUT)
         if pump is not None:
             await pump.flush()  # 4. persist the last decisions
+        if alerts is not None:
+            await alerts.close(ALERT_GRACE)  # 5. what is queued for the NOC, briefly
         await store.close()
         for resolver in geo_box:
             resolver.close()

@@ -21,7 +21,16 @@ from sipguard.policy import Policy, PolicyError, load_policy_file
 log = logging.getLogger("sipguard.reload")
 
 WATCH_INTERVAL = 1.0  # seconds between stat() calls on the policy file
-RESTART_ONLY = ("listen", "upstream", "inside", "storage_path", "control_path", "metrics")
+RESTART_ONLY = (
+    "listen",
+    "upstream",
+    "inside",
+    "advertise",
+    "storage_path",
+    "control_path",
+    "metrics",
+    "alerts",
+)
 
 Prepared = TypeVar("Prepared")
 

@@ -252,6 +252,7 @@ RawField = tuple[int, bytes, int, int, int, int]
 
 
 def _name_variants(name: bytes) -> set[bytes]:
+    """`Call-ID` -> Call-ID, call-id, CALL-ID, Call-Id: the spellings phones and PBXs send."""
     words = name.split(b"-")
     return {
         name,
@@ -310,6 +311,7 @@ _AUTHORIZATION = int(Hdr.AUTHORIZATION)
 _PROXY_AUTHORIZATION = int(Hdr.PROXY_AUTHORIZATION)
 _HAUTH = Hdr.AUTHORIZATION
 _HPROXY_AUTH = Hdr.PROXY_AUTHORIZATION
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
 @dataclass(slots=True, eq=False)
@@ -319,9 +321,10 @@ class _Message:
     The parser stores the header section split at each header name (`_p`): the start line,
     then for header field i its name part `_p[2i+1]` (name, optional WSP, colon, leading LWS)
     and its value `_p[2i+2]` (up to the CRLF ending the field; folded continuation lines
-    merged, trailing SP/HTAB kept), and the slots (`_sl`, one octet per field: `in`, count() and
-    index() of a small int are memchr-fast on bytes). Positions in `raw` are
-    computed on demand from the part lengths. `_fold` is True when a field is folded: then the
+    merged, trailing SP/HTAB kept), and the slots (`_sl`, one octet per field: `in`, count()
+    and index() of a small int are memchr-fast on bytes). Positions in `raw` are computed on
+    demand from the part lengths: value i starts at `len(b"".join(_p[:2i+2])) + 2i + 2` (the
+    parts plus the CRLF before each field). `_fold` is True when a field is folded: then the
     accessors that return raw values take the general path.
     """
 
@@ -412,9 +415,30 @@ class _Message:
         """All header fields in order (built on first use)."""
         hs = self._headers
         if hs is None:
-            hs = self._headers = [
-                HeaderField._make(self.raw_field(i)) for i in range(len(self._sl))
-            ]
+            # one pass with a running offset (raw_field per field would sum the lengths again)
+            p = self._p
+            hs = []
+            pos = len(p[0]) + 2
+            for i, h in enumerate(self._sl):
+                np = p[2 * i + 1]
+                v = p[2 * i + 2]
+                vs = pos + len(np)
+                end = vs + len(v) + 2
+                hs.append(
+                    _new(
+                        HeaderField,
+                        (
+                            h,
+                            np[: np.find(b":")].rstrip(b" \t"),
+                            pos,
+                            end,
+                            vs,
+                            vs + len(v.rstrip(b" \t")),
+                        ),
+                    )
+                )
+                pos = end
+            self._headers = hs
         return hs
 
     @property
@@ -477,7 +501,7 @@ class _Message:
             k = 0
             for s, e in self._spans(fi):
                 if s < e:
-                    out.append(HeaderValue(unfold(raw[s:e]), s, e, fi, k))
+                    out.append(_new(HeaderValue, (unfold(raw[s:e]), s, e, fi, k)))
                     k += 1
         return out
 
@@ -493,7 +517,7 @@ class _Message:
             i = sl.index(_VIA)  # the parser guarantees one
             n = sl.count(_VIA)
             while True:
-                v = via_value(p[2 * i + 2], self.field_start(i) + len(p[2 * i + 1]))
+                v = via_value(p[2 * i + 2], len(b"".join(p[: 2 * i + 2])) + 2 * i + 2)
                 if v is not None:
                     vs.append(v)
                 else:
@@ -518,7 +542,7 @@ class _Message:
     def _single_addr(self, h: int) -> NameAddr:
         i = self._sl.index(h)
         p = self._p
-        a = name_addr_value(p[2 * i + 2], self.field_start(i) + len(p[2 * i + 1]))
+        a = name_addr_value(p[2 * i + 2], len(b"".join(p[: 2 * i + 2])) + 2 * i + 2)
         if a is not None:
             return a
         spans = self._spans(i)
@@ -552,7 +576,7 @@ class _Message:
             fi = sl.index(h)
             v = p[2 * fi + 2]
             if v[:1] != b"*":
-                a = name_addr_value(v, self.field_start(fi) + len(p[2 * fi + 1]))
+                a = name_addr_value(v, len(b"".join(p[: 2 * fi + 2])) + 2 * fi + 2)
                 if a is not None:
                     return [a]
             fis = [fi]
@@ -563,7 +587,7 @@ class _Message:
         for fi in fis:
             v = p[2 * fi + 2]
             if v[:1] != b"*":
-                a = name_addr_value(v, self.field_start(fi) + len(p[2 * fi + 1]))
+                a = name_addr_value(v, len(b"".join(p[: 2 * fi + 2])) + 2 * fi + 2)
                 if a is not None:
                     out.append(a)
                     continue

@@ -303,21 +303,28 @@ def param_spans(raw: bytes, s: int, e: int) -> list[tuple[bytes, int, int]]:
     Used by the editor to replace one parameter of a Via value in place.
     """
     v = raw[s:e]
+    if b'"' in v:
+        return _param_spans(raw, s, e)
     semi = v.find(b";")
-    if semi < 0 and b'"' not in v:
+    if semi < 0:
         return []
     ptxt = v[semi:]
-    if b'"' not in v and len(ptxt.translate(None, _WS)) == len(ptxt):
-        # no quotes and no LWS among the parameters (the usual Via): split them as they are
-        out: list[tuple[bytes, int, int]] = []
-        pos = s + semi
-        for p in ptxt[1:].split(b";"):
-            n = pos + 1 + len(p)
-            out.append((p.partition(b"=")[0].lower(), pos, n))
-            pos = n
-        return out
-    v = _lws(v)
-    out = []
+    if len(ptxt.translate(None, _WS)) != len(ptxt):
+        return _param_spans(raw, s, e)
+    # no quotes and no LWS among the parameters (the usual Via): split them as they are
+    out: list[tuple[bytes, int, int]] = []
+    pos = s + semi
+    for p in ptxt[1:].split(b";"):
+        n = pos + 1 + len(p)
+        out.append((p.partition(b"=")[0].lower(), pos, n))
+        pos = n
+    return out
+
+
+def _param_spans(raw: bytes, s: int, e: int) -> list[tuple[bytes, int, int]]:
+    """param_spans for any value (quoted strings, LWS around `;` and `=`)."""
+    v = _lws(raw[s:e])
+    out: list[tuple[bytes, int, int]] = []
     parts = _split_semis(v)
     pos = len(parts[0])
     for p in parts[1:]:
@@ -445,27 +452,24 @@ def parse_uri(data: bytes) -> SipUri | TelUri | OtherUri:
     Raises SipParseError for a missing/invalid scheme or a malformed sip/sips/tel URI.
     """
     m = _SIP_URI_FAST.fullmatch(data)
-    if m is not None:
-        s, fuser, fhost, p, ptxt = m.groups()
-        if fhost[0] == 91:  # '['
-            fhost = fhost[1:-1]
-        fport = None
-        if p is not None:
-            fport = int(p)
-            if fport > 65535:
-                raise SipParseError("port out of range")
-        return _new(
-            SipUri,
-            (
-                _SIPS if s else _SIP,
-                fuser,
-                None,
-                fhost,
-                fport,
-                _uri_params(ptxt) if ptxt else (),
-                None,
-            ),
-        )
+    if m is None:
+        return _parse_uri(data)
+    s, fuser, fhost, p, ptxt = m.groups()
+    if fhost[0] == 91:  # '['
+        fhost = fhost[1:-1]
+    fport = None
+    if p is not None:
+        fport = int(p)
+        if fport > 65535:
+            raise SipParseError("port out of range")
+    return _new(
+        SipUri,
+        (_SIPS if s else _SIP, fuser, None, fhost, fport, _uri_params(ptxt) if ptxt else (), None),
+    )
+
+
+def _parse_uri(data: bytes) -> SipUri | TelUri | OtherUri:
+    """The general URI parser (parse_uri without its fast path and cache)."""
     colon = data.find(b":")
     scheme = data[:colon]
     if colon <= 0 or not is_scheme(scheme):
