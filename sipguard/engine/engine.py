@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sipguard.core.netset import parse_ip
 from sipguard.core.sip import (
@@ -68,6 +69,19 @@ def _no_geo(ip: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """What the engine has counted, for metrics and status (read at scrape time, never per
+    message). Totals count since this engine was built; the keys are closed sets from the code."""
+
+    bans_active: int  # in the ban table; an expired ban leaves it at the next sweep (1 s)
+    bans_issued: dict[str, int]  # by reason: rate_limited, rule, brute_force, enumeration, manual
+    auth_failures: int  # 401/403/407 to requests with credentials from untrusted sources
+    findings: dict[str, int]  # by kind: brute_force, enumeration, unusual_login, fraud_*, ...
+    calls_in_progress: int  # all accounts together
+    tracked_sources: int  # rate-limit buckets held (sources x limit classes)
+
+
 class Engine:
     """Decides what happens to each message. The adapters call `handle` once per message."""
 
@@ -81,6 +95,9 @@ class Engine:
         "_policy",
         "_recent_events",
         "_router",
+        "_stat_auth_failures",
+        "_stat_bans",
+        "_stat_findings",
         "effects",
     )
 
@@ -102,6 +119,10 @@ class Engine:
         self._fraud = FraudGuard(policy.policy.fraud)
         self._recent_events: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self.effects: list[Effect] = []
+        # stats(): plain counts, bumped only where a ban, a finding or an auth failure happens
+        self._stat_bans: Counter[str] = Counter()
+        self._stat_findings: Counter[str] = Counter()
+        self._stat_auth_failures = 0
 
     # ---- the hot path ------------------------------------------------------------------------
 
@@ -118,15 +139,24 @@ class Engine:
                 self._lift(key, pkt.now)
             trusted = pkt.ip in policy.trusted  # 2. trusted: never banned or limited
         try:
-            msg = parse_message(data, datagram=pkt.transport is Transport.UDP, strict=True)  # 3.
+            # 3. parse; everything from outside is validated in full before anything reads it
+            msg = parse_message(
+                data, datagram=pkt.transport is Transport.UDP, strict=pkt.side is Side.OUTSIDE
+            )
         except SipParseError as exc:
             decision = self._malformed(data, exc, pkt)
             decision.kind = "malformed"
             return decision
         if pkt.side is Side.INSIDE:
-            decision = self._toll_fraud(msg, pkt, "", None) or self._router.from_inside(msg, pkt)
-            if isinstance(msg, SipResponse) and decision.verdict is FORWARD:
-                self._observe_answer(msg, pkt.now)  # brute force, enumeration, logins
+            try:  # the PBX's messages are parsed lazily: a header it botched surfaces here
+                decision = self._toll_fraud(msg, pkt, "", None) or self._router.from_inside(
+                    msg, pkt
+                )
+                if isinstance(msg, SipResponse) and decision.verdict is FORWARD:
+                    self._observe_answer(msg, pkt.now)  # brute force, enumeration, logins
+            except SipParseError:
+                decision = Decision(DROP_MALFORMED, kind="malformed")
+                return decision
         else:
             country = self._geo(pkt.ip)
             refused = None if trusted else self._firewall(msg, pkt, key, country)
@@ -161,6 +191,7 @@ class Engine:
             return None
         call = msg.call_id().decode("ascii", "replace")[:64]
         if self._fresh((finding.kind, call, finding.rule), pkt.now):  # not per retransmission
+            self._stat_findings[finding.kind] += 1
             self.effects.append(
                 SecurityEvent(
                     pkt.now,
@@ -274,6 +305,7 @@ class Engine:
         account = via_account(vias[0])
         if account is not None:
             if status in (401, 403, 407):
+                self._stat_auth_failures += 1
                 for finding in self._bruteforce.failure(key, account, now):
                     self._act(finding, key, ip, now, resp)
             elif status < 300:
@@ -292,6 +324,7 @@ class Engine:
                 self._act(probe, key, ip, now, resp)
 
     def _act(self, finding: Finding, key: str, ip: str, now: float, resp: SipResponse) -> None:
+        self._stat_findings[finding.kind] += 1
         country = self._geo(ip)
         method = resp.cseq()[1].decode("ascii", "replace")
         if finding.verdict is DetectorVerdict.BAN_SOURCE:
@@ -357,6 +390,7 @@ class Engine:
         issued = self._bans.ban(
             key, now, self._policy.policy.bans, base, reason=reason, rule=rule, evidence=evidence
         )
+        self._stat_bans[reason] += 1
         for limit in self._policy.limits.values():
             limit.buckets.forget(key)
         self.effects.append(issued)
@@ -400,6 +434,7 @@ class Engine:
             actor=actor,
             escalate=False,
         )
+        self._stat_bans["manual"] += 1
         self.effects.append(issued)
         return issued
 
@@ -465,6 +500,17 @@ class Engine:
 
     def tracked_sources(self) -> int:
         return sum(len(limit.buckets) for limit in self._policy.limits.values())
+
+    def stats(self) -> EngineStats:
+        """Counts for metrics; O(limit classes), no per-source work."""
+        return EngineStats(
+            bans_active=len(self._bans),
+            bans_issued=dict(self._stat_bans),
+            auth_failures=self._stat_auth_failures,
+            findings=dict(self._stat_findings),
+            calls_in_progress=self._fraud.tracked_calls,
+            tracked_sources=self.tracked_sources(),
+        )
 
     # ---- helpers -----------------------------------------------------------------------------
 

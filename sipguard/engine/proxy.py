@@ -381,17 +381,19 @@ def _remove_leading_values(
 ) -> None:
     """Remove the first `count` values of a list header: whole lines, then the head of a shared
     line."""
-    fields = msg.headers
     index = 0
     while index < count:
         field_index = values[index].field_index
-        in_field = [v for v in values if v.field_index == field_index]
-        taken = [v for v in in_field if values.index(v) < count]
-        if len(taken) == len(in_field):
-            edit.replace(fields[field_index].start, fields[field_index].end, b"")
-        else:
-            edit.replace(in_field[0].start, in_field[len(taken)].start, b"")
-        index += len(taken)
+        end = index  # values of one header line are adjacent in `values`
+        while end < len(values) and values[end].field_index == field_index:
+            end += 1
+        if end <= count:  # every value of this line goes: remove the line
+            start, stop = msg.field_span(field_index)
+            edit.replace(start, stop, b"")
+            index = end
+        else:  # the line keeps some values: remove up to the first one kept
+            edit.replace(values[index].start, values[count].start, b"")
+            index = count
 
 
 def encode_account(username: bytes) -> bytes:

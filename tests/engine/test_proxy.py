@@ -232,3 +232,16 @@ def test_alias_tokens_round_trip(transport: Transport) -> None:
 )
 def test_junk_alias_tokens_decode_to_nothing(junk: bytes) -> None:
     assert decode_alias(junk) is None
+
+
+def test_a_pbx_message_with_a_broken_header_is_dropped_not_raised() -> None:
+    eng = engine()
+    upstream_invite = parse_message(forward(eng.handle(invite(), from_phone())))
+    ours = upstream_invite.raw[upstream_invite.vias()[0].start : upstream_invite.vias()[0].end]
+    broken = (
+        b"SIP/2.0 200 OK\r\nVia: " + ours + b"\r\nVia: SIP/2.0/UDP ;;,;\r\n"
+        b"From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 314159 INVITE\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    d = eng.handle(broken, from_pbx())
+    assert d.verdict.action is Action.DROP and d.verdict.reason is Reason.MALFORMED
