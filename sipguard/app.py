@@ -33,6 +33,12 @@ from sipguard.io.tcp import ConnectionLimiter, SipStreamProtocol, TcpLimits
 from sipguard.io.udp import SipDatagramProtocol
 from sipguard.policy.model import Endpoint, Policy, Severity, Transport
 from sipguard.services.alerts import AlertRouter
+from sipguard.services.metrics import (
+    MetricsServer,
+    SipguardCollector,
+    metrics_registry,
+    start_metrics_server,
+)
 from sipguard.services.outbox import EffectPump
 from sipguard.services.reload import PolicyReloader, ReloadOutcome
 from sipguard.store import Store, StoreError
@@ -56,6 +62,7 @@ class Running:
     engine: Engine
     pump: EffectPump
     request_reload: Callable[[str], None]
+    metrics: MetricsServer | None = None  # the Prometheus endpoint, when the policy has one
 
     def describe(self) -> str:
         listen = ", ".join(_url(a) for a in self.outside)
@@ -121,6 +128,9 @@ async def serve(
             return batch
 
         pump = EffectPump(take, store.write)
+        metrics = await _start_metrics(policy, counters, engine, pump, geo_box, alerts, clock)
+        if metrics is not None:
+            closers.append(metrics.close)
 
         def prepare(new: Policy) -> tuple[CompiledPolicy, GeoResolver]:
             """Off the loop: compile, and re-open the GeoIP data (a swapped .mmdb is picked up)."""
@@ -146,7 +156,7 @@ async def serve(
         )
         dispatcher.engine = engine
         running = Running(
-            tuple(outside), inside, upstream, counters, engine, pump, reloader.request
+            tuple(outside), inside, upstream, counters, engine, pump, reloader.request, metrics
         )
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as tasks:
@@ -208,6 +218,34 @@ async def _open_store(policy: Policy) -> Store:
         return await Store.open(policy.storage_path)
     except StoreError as exc:
         raise StartupError(f"cannot open the store: {exc}") from exc
+
+
+async def _start_metrics(
+    policy: Policy,
+    counters: Counters,
+    engine: Engine,
+    pump: EffectPump,
+    geo_box: list[GeoResolver],
+    alerts: AlertRouter,
+    clock: Callable[[], float],
+) -> MetricsServer | None:
+    """The Prometheus endpoint at `metrics: HOST:PORT` (none without it), on this loop."""
+    if policy.metrics is None:
+        return None
+    collector = SipguardCollector(
+        counters,
+        engine,
+        pump,
+        geo=lambda: geo_box[0] if geo_box else None,
+        alerts=alerts.stats,
+        clock=clock,
+    )
+    try:
+        return await start_metrics_server(
+            policy.metrics.host, policy.metrics.port, metrics_registry(collector)
+        )
+    except OSError as exc:
+        raise StartupError(f"cannot serve metrics on {policy.metrics}: {_why(exc)}") from exc
 
 
 async def _open_geo(policy: Policy) -> GeoResolver:

@@ -53,6 +53,8 @@ class Dispatcher:
         self._clock = clock
         self._counters = counters
         self._connect = connect
+        self._timing = counters.decision_times  # metrics: one message in `every` is timed
+        self._left = self._timing.every
 
     def receive(
         self, data: bytes, ip: str, port: int, transport: Transport, side: Side, listener: int
@@ -60,11 +62,19 @@ class Dispatcher:
         engine = self.engine
         if engine is None:  # sockets bind before the engine knows their addresses; nothing is lost
             return  # but the first packets of a starting proxy, which their senders retransmit
-        decision = engine.handle(data, Packet(ip, port, transport, side, self._clock(), listener))
+        pkt = Packet(ip, port, transport, side, self._clock(), listener)
+        self._left -= 1
+        if self._left:
+            decision = engine.handle(data, pkt)
+        else:  # sampled for sipguard_decision_seconds
+            self._left = self._timing.every
+            decision = self._timing.measure(engine.handle, data, pkt)
         verdict = decision.verdict
         self._counters.messages[
             (side.value, decision.kind, verdict.action.value, verdict.reason.value)
         ] += 1
+        if verdict.rule:  # a policy rule decided (names from the policy only): drops by rule
+            self._counters.rules[(verdict.action.value, verdict.reason.value, verdict.rule)] += 1
         if decision.hop is not None and verdict.action is not Action.DROP:
             self.send(decision.data, decision.hop)
 
