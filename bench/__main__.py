@@ -1,12 +1,15 @@
 """``python -m bench [--quick] [scenario ...]``: run benchmarks, print Markdown, write JSON.
 
-Scenarios: ``throughput`` and ``latency`` (the call benchmark, bench/calls.py), ``parse`` (the
-parser micro-benchmark, bench/micro_parse.py, when that module exists), ``firewall`` (decision
-costs and memory of the pure engine, bench/firewall.py), ``profile`` (sipguard
-under cProfile) and ``profile-py-spy`` (under py-spy, when installed); the profiles run only when
-named. ``calls`` means throughput + latency; no scenario means throughput, latency, parse and
-firewall.
-The raw results go to ``bench/results/<UTC timestamp>.json`` (profiles beside it).
+Scenarios: ``throughput`` and ``latency`` (the call benchmark, bench/calls.py, every mode:
+baseline, relay, guarded, guarded-full, kamailio), ``attack`` (legitimate calls under floods,
+bench/attack.py and bench/flood.py), ``parse`` (the parser micro-benchmark, bench/micro_parse.py,
+when that module exists), ``firewall`` (decision costs and memory of the pure engine,
+bench/firewall.py), ``profile`` (sipguard under cProfile) and ``profile-py-spy`` (under py-spy,
+when installed); the profiles run only when named. ``calls`` means throughput + latency; no
+scenario means throughput, latency, attack, parse and firewall.
+The raw results go to ``bench/results/<UTC timestamp>.json``, the plot of rate against latency
+beside it (``<timestamp>.png``, when matplotlib is installed: the ``bench`` extra), and the
+profiles too.
 """
 
 from __future__ import annotations
@@ -23,18 +26,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import calls, firewall
+from bench import attack, calls, firewall, plot
+from bench import kamailio as kam
 
-SCENARIOS = ("throughput", "latency", "parse", "firewall", "profile", "profile-py-spy")
-DEFAULT = ("throughput", "latency", "parse", "firewall")
+SCENARIOS = (
+    "throughput",
+    "latency",
+    "attack",
+    "parse",
+    "firewall",
+    "profile",
+    "profile-py-spy",
+)
+DEFAULT = ("throughput", "latency", "attack", "parse", "firewall")
 ALIASES = {"calls": ("throughput", "latency"), "all": SCENARIOS}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-CALL_SCENARIOS = frozenset({"throughput", "latency", "profile", "profile-py-spy"})
+CALL_SCENARIOS = frozenset({"throughput", "latency", "attack", "profile", "profile-py-spy"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = calls.QUICK if args.quick else calls.FULL
     if args.rates:
         config = _with_rates(config, args.rates)
+    for key in ("attack_kinds", "attack_multipliers", "attack_targets"):
+        value = getattr(args, key)
+        if value:
+            config = dataclasses.replace(config, **{key: value})
     results_dir: Path = args.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -66,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if needs_sipp and sipp is None:
         print("bench: sipp not found (apt-get install -y sip-tester)", file=sys.stderr)
         return 2
+    kamailio = kam.find_kamailio()
+    modes: tuple[calls.Mode, ...] = args.modes
+    if kamailio is None and "kamailio" in modes:
+        print("bench: kamailio not found: the kamailio mode is skipped", file=sys.stderr)
+        modes = tuple(m for m in modes if m != "kamailio")
+    report["modes"] = list(modes)
     work_root = Path(tempfile.mkdtemp(prefix=f"sipguard-bench-{stamp}-"))
     try:
         for name in chosen:
@@ -78,11 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report["scenarios"]["firewall"] = firewall.main(sources, bans)
                 continue
             assert sipp is not None
-            bench = calls.Bench(work_root / name, sipp)
+            bench = calls.Bench(work_root / name, sipp, kamailio=kamailio)
             if name == "throughput":
-                report["scenarios"][name] = calls.throughput(bench, config, args.modes)
+                report["scenarios"][name] = calls.throughput(bench, config, modes)
             elif name == "latency":
-                report["scenarios"][name] = calls.latency(bench, config)
+                report["scenarios"][name] = calls.latency(bench, config, modes)
+            elif name == "attack":
+                targets = tuple(
+                    mode
+                    for mode in calls.ALL_MODES
+                    if mode in config.attack_targets and (kamailio or mode != "kamailio")
+                )
+                report["scenarios"][name] = attack.attack(bench, config, targets)
             elif name == "profile":
                 stem = results_dir / f"{stamp}-sipguard"
                 report["scenarios"][name] = calls.profile(bench, config, stem)
@@ -98,10 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(work_root, ignore_errors=True)
     report["elapsed_s"] = time.monotonic() - began
     report["goals"] = calls.goals(report["scenarios"])
+    if "attack" in report["scenarios"]:
+        report["goals"]["attack"] = report["scenarios"]["attack"]["goal"]
     out = results_dir / f"{stamp}.json"
+    picture = plot.plot(report, results_dir / f"{stamp}.png")
+    report["plot"] = str(picture) if picture is not None else None
     out.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     print(render(report))
     print(f"\nraw results: {out}")
+    if picture is not None:
+        print(f"plot: {picture}")
     return 0
 
 
@@ -125,7 +160,27 @@ def _parser() -> argparse.ArgumentParser:
         "--modes",
         type=_modes,
         default=calls.THROUGHPUT_MODES,
-        help="throughput modes, comma separated (default: baseline,relay,guarded)",
+        help="modes of throughput and latency, comma separated (default: all of "
+        + ",".join(calls.ALL_MODES)
+        + "; kamailio only when installed)",
+    )
+    parser.add_argument(
+        "--attack-kinds",
+        type=_choice_list(("banned", "register", "malformed")),
+        default=None,
+        help="attack: flood kinds, comma separated (default: banned,register,malformed)",
+    )
+    parser.add_argument(
+        "--attack-multipliers",
+        type=_rates,
+        default=None,
+        help="attack: flood sizes as multiples of the legitimate packet rate (default: 10,50)",
+    )
+    parser.add_argument(
+        "--attack-targets",
+        type=_choice_list(("guarded", "guarded-full", "kamailio")),
+        default=None,
+        help="attack: the modes attacked (default: guarded-full,kamailio)",
     )
     parser.add_argument(
         "--results-dir",
@@ -150,11 +205,21 @@ def _rates(text: str) -> tuple[int, ...]:
 
 
 def _modes(text: str) -> tuple[calls.Mode, ...]:
-    known: dict[str, calls.Mode] = {mode: mode for mode in calls.THROUGHPUT_MODES}
+    known: dict[str, calls.Mode] = {mode: mode for mode in calls.ALL_MODES}
     chosen = [known.get(part.strip()) for part in text.split(",") if part.strip()]
     if not chosen or None in chosen:
-        raise argparse.ArgumentTypeError("modes are baseline, relay and guarded")
+        raise argparse.ArgumentTypeError(f"modes are {', '.join(calls.ALL_MODES)}")
     return tuple(mode for mode in chosen if mode is not None)
+
+
+def _choice_list(known: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+        if not chosen or any(item not in known for item in chosen):
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(known)}")
+        return chosen
+
+    return parse
 
 
 def _with_rates(config: calls.CallsConfig, rates: tuple[int, ...]) -> calls.CallsConfig:
@@ -209,6 +274,8 @@ def machine() -> dict[str, Any]:
         except (ImportError, AttributeError):
             info[package] = None
     info["sipp"] = _sipp_version()
+    kamailio = kam.find_kamailio()
+    info["kamailio"] = kam.kamailio_version(kamailio) if kamailio else None
     info.update(_git())
     return info
 
@@ -266,16 +333,21 @@ def render(report: dict[str, Any]) -> str:
         f"## sipguard bench {report['started_utc']}{' (quick)' if report['quick'] else ''}",
         "",
         f"* machine: {m['nproc']} CPUs ({m['cpu_model']}), Linux {m['kernel']};"
-        f" Python {m['python']}, uvloop {m['uvloop']}, SIPp {m['sipp']}, sipguard {m['sipguard']}"
+        f" Python {m['python']}, uvloop {m['uvloop']}, SIPp {m['sipp']},"
+        f" Kamailio {m.get('kamailio')}, sipguard {m['sipguard']}"
         f" (commit {m.get('git_commit')}{dirty})",
         f"* command: `{report['command']}`",
-        "* SIPp UAC, SIPp UAS and sipguard (one process) share these CPUs: on 2 cores the"
-        " numbers are a floor, not sipguard alone.",
+        f"* SIPp UAC, SIPp UAS, the proxy under test and the bench share these {m['nproc']}"
+        " CPUs: the numbers are a floor, not the proxy alone.",
         f"* elapsed: {report['elapsed_s']:.0f} s",
         "",
     ]
     scenarios = report["scenarios"]
     out.append(calls.markdown(scenarios))
+    if "attack" in scenarios:
+        out.append(attack.markdown(scenarios["attack"]))
+    if report.get("plot"):
+        out += [f"Plot of rate against latency: `{report['plot']}`", ""]
     parse = scenarios.get("parse")
     if parse is not None:
         out += ["### Parser micro-benchmark (bench/micro_parse.py)", ""]
