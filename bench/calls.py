@@ -57,13 +57,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 from bench import kamailio as kam
-from tests.peers.ports import LOOPBACK, free_udp_port
+from tests.peers.ports import LOOPBACK, free_tcp_port, free_udp_port
 from tests.peers.sipp import SippConfig, SippProcess, SippResult, read_rtt, start
 
 __all__ = [
@@ -666,6 +667,7 @@ class Bench:
         self.kamailio = kamailio
         self.uas_port = free_udp_port(LOOPBACK)  # the UAS (a fresh one per step) always sits here
         self.proxies: dict[Mode, Proxy] = {}
+        self.metrics_ports: dict[str, int] = {}  # full policy name -> its metrics port
         self._started = 0
         work_dir.mkdir(parents=True, exist_ok=True)
 
@@ -690,6 +692,7 @@ class Bench:
         from tests.detect import policy_from_default  # here: it pulls in pytest
 
         path = self.work_dir / f"policy-{name}.yaml"
+        self.metrics_ports[name] = free_tcp_port(LOOPBACK)
         text = policy_from_default(
             f"udp://127.0.0.1:{self.uas_port}",
             storage=f"sqlite://{self.work_dir / f'store-{name}.db'}",
@@ -700,7 +703,7 @@ class Bench:
             + text
             + "inside: udp://127.0.0.1:0\n"
             f"control: {self.work_dir / f'control-{name}.sock'}\n"
-            f"metrics: 127.0.0.1:{free_udp_port(LOOPBACK)}\n"
+            f"metrics: 127.0.0.1:{self.metrics_ports[name]}\n"
             "alerts:\n"
             f"  - {{file: {self.work_dir / f'alerts-{name}.jsonl'}, min_severity: info}}\n",
             encoding="utf-8",
@@ -709,6 +712,40 @@ class Bench:
 
     def control_path(self, name: str) -> Path:
         return self.work_dir / f"control-{name}.sock"
+
+    def scrape(self, name: str) -> dict[str, Any]:
+        """One Prometheus scrape of the full policy ``name``'s sipguard: how long it took, its
+        size, and the message, drop, reject and ban samples; the alert lines written so far."""
+        port = self.metrics_ports.get(name)
+        out: dict[str, Any] = {"ok": False}
+        alerts = self.work_dir / f"alerts-{name}.jsonl"
+        with contextlib.suppress(OSError):
+            out["alert_lines"] = sum(1 for _ in alerts.open("rb"))
+        if port is None:
+            return out
+        began = time.perf_counter()
+        try:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=5.0) as r:
+                body = r.read().decode("utf-8", "replace")
+        except OSError as exc:
+            out["error"] = str(exc)
+            return out
+        out.update(ok=True, ms=1e3 * (time.perf_counter() - began), bytes=len(body))
+        wanted = (
+            "sipguard_messages_total",
+            "sipguard_drops_total",
+            "sipguard_rejects_total",
+            "sipguard_bans_active",
+            "sipguard_bans_issued_total",
+        )
+        samples: dict[str, float] = {}
+        for line in body.splitlines():
+            if line.startswith(wanted):
+                key, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    samples[key] = float(value)
+        out["samples"] = samples
+        return out
 
     @contextlib.contextmanager
     def proxy(
