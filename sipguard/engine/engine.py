@@ -41,6 +41,7 @@ from sipguard.engine.effects import BanIssued, BanLifted, Effect, LoginSeen, Sec
 from sipguard.engine.fraud import FraudGuard
 from sipguard.engine.geo import GeoLookup
 from sipguard.engine.proxy import Decision, Router, reply_hop, via_account
+from sipguard.engine.ratelimit import BucketMap
 from sipguard.engine.rules import CompiledRule
 from sipguard.engine.verdict import (
     DROP_ACCOUNT_BLOCKED,
@@ -53,7 +54,7 @@ from sipguard.engine.verdict import (
     Reason,
     Verdict,
 )
-from sipguard.policy.model import FraudAction, RuleAction, Severity, Transport
+from sipguard.policy.model import FraudAction, LimitSpec, Rate, RuleAction, Severity, Transport
 
 REJECT_UNSUPPORTED_SCHEME = Verdict(Action.REJECT, Reason.MALFORMED, "uri-scheme")
 REJECT_BAD_EXTENSION = Verdict(Action.REJECT, Reason.REPLY, "proxy-require")
@@ -61,6 +62,10 @@ REJECT_BAD_EXTENSION = Verdict(Action.REJECT, Reason.REPLY, "proxy-require")
 EVENT_REPEAT_WINDOW = 60.0
 MAX_EVENT_KEYS = 100_000
 DETAIL_LIMIT = 200  # characters of attacker-controlled text that reach an event
+# Error answers (400/505 to garbage, 503 over a limit) per source: enough for a confused phone to
+# learn what is wrong, too few for a flood of spoofed garbage to turn sipguard into a reflector
+# (STYLE D11); past it such messages are dropped silently.
+REPLY_BUDGET = LimitSpec(rate=Rate(count=20, per_seconds=60.0), burst=20)
 
 _BANNED = Decision(DROP_BANNED, kind="-")  # shared: the banned path allocates nothing
 
@@ -94,6 +99,7 @@ class Engine:
         "_logins",
         "_policy",
         "_recent_events",
+        "_replies",
         "_router",
         "_stat_auth_failures",
         "_stat_bans",
@@ -117,6 +123,7 @@ class Engine:
         self._enumeration = Enumeration(policy.detection.enumeration)
         self._logins = Logins(policy.detection.logins)
         self._fraud = FraudGuard(policy.policy.fraud)
+        self._replies = BucketMap(REPLY_BUDGET)
         self._recent_events: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self.effects: list[Effect] = []
         # stats(): plain counts, bumped only where a ban, a finding or an auth failure happens
@@ -144,7 +151,7 @@ class Engine:
                 data, datagram=pkt.transport is Transport.UDP, strict=pkt.side is Side.OUTSIDE
             )
         except SipParseError as exc:
-            decision = self._malformed(data, exc, pkt)
+            decision = self._malformed(data, exc, pkt, key, trusted)
             decision.kind = "malformed"
             return decision
         if pkt.side is Side.INSIDE:
@@ -281,7 +288,11 @@ class Engine:
             limit.buckets.forget(key)
             return Decision(DROP_BANNED)
         self._event("rate_limited", Severity.NOTICE, pkt, key, msg, country, f"limits.{limit.name}")
-        if limit.verdict.action is Action.REJECT and _answerable(msg):
+        if (
+            limit.verdict.action is Action.REJECT
+            and _answerable(msg)
+            and self._replies.allow(key, pkt.now)
+        ):
             retry = b"%d" % limit.buckets.retry_after()
             return Decision(
                 limit.verdict, _reply(msg, 503, ((b"Retry-After", retry),)), reply_hop(pkt)
@@ -473,6 +484,7 @@ class Engine:
         self._bruteforce.sweep(now)
         self._enumeration.sweep(now)
         self._fraud.sweep(now)
+        self._replies.sweep(now)
         if self._policy.global_limit is not None:
             self._policy.global_limit.buckets.sweep(now)
         horizon = now - EVENT_REPEAT_WINDOW
@@ -580,9 +592,13 @@ class Engine:
             return Decision(DROP_MALFORMED)
         return Decision(verdict, _reply(req, status, extra), reply_hop(pkt))
 
-    def _malformed(self, data: bytes, exc: SipParseError, pkt: Packet) -> Decision:
+    def _malformed(
+        self, data: bytes, exc: SipParseError, pkt: Packet, key: str, trusted: bool
+    ) -> Decision:
         if pkt.side is Side.INSIDE:
             return Decision(DROP_MALFORMED)  # never answer the PBX's garbage; it is counted
+        if not trusted and not self._replies.allow(key, pkt.now):
+            return Decision(DROP_MALFORMED)  # a flood of garbage gets no flood of answers
         if pkt.transport is Transport.UDP and b"\r\n\r\n" not in data:
             data = data.rstrip(b"\r\n") + b"\r\n\r\n"  # a datagram ends where the message ends
         reply = build_response_raw(data, exc.status_hint, to_tag=_reply_tag(data))

@@ -204,3 +204,13 @@ def test_a_reload_keeps_bans_and_the_counters_of_unchanged_limits() -> None:
 @pytest.mark.parametrize("bad", ["not-an-ip", "999.1.1.1"])
 def test_manual_bans_refuse_what_is_not_an_address(bad: str) -> None:
     assert isinstance(make_engine().ban(bad, 0.0, None, "x", "cli"), str)
+
+
+def test_garbage_floods_get_a_bounded_number_of_answers() -> None:
+    eng = make_engine()
+    broken = request().replace(b"CSeq: 1 REGISTER", b"CSeq: 1 INVITE")  # method mismatch: 400
+    answers = [eng.handle(broken, pkt("203.0.113.9", 1000.0 + i * 0.001)) for i in range(100)]
+    assert sum(d.verdict.action is Action.REJECT for d in answers) == 20
+    assert all(d.hop is None for d in answers[20:])
+    trusted = [eng.handle(broken, pkt("192.0.2.200", 1000.0)) for _ in range(50)]
+    assert all(d.verdict.action is Action.REJECT for d in trusted)  # trusted: never limited
