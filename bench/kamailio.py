@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Final
 
+from tests.peers.kamailio import children_of, start_time_of
 from tests.peers.ports import LOOPBACK, check_loopback, free_udp_port, wait_udp_sip_ready
 
 __all__ = [
@@ -83,23 +84,6 @@ def check_cfg(binary: str, defines: list[str], cfg: Path = CFG) -> None:
         raise RuntimeError(f"kamailio -c rejects {cfg}:\n{(done.stdout + done.stderr)[-3000:]}")
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(field) for field in text.split()]
-
-
-def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat: tells a process from a later one that reuses its PID."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[19]
-
-
 class KamailioProxy:
     """A running Kamailio; the same surface as ``bench.calls.ProxyProcess``."""
 
@@ -127,7 +111,7 @@ class KamailioProxy:
 
     def pids(self) -> list[int]:
         """The main process and its children (all of Kamailio's CPU)."""
-        return [self.pid, *_children(self.pid)]
+        return [self.pid, *children_of(self.pid)]
 
     def log_text(self) -> str:
         try:
@@ -154,12 +138,12 @@ class KamailioProxy:
                         f"kamailio not answering on udp:{LOOPBACK}:{self.outside_port}:\n"
                         f"{self.log_text()[-3000:]}"
                     ) from None
-        self._family = [(pid, _start_time(pid)) for pid in _children(self.pid)]
+        self._family = [(pid, start_time_of(pid)) for pid in children_of(self.pid)]
 
     def stop(self) -> int:
         """SIGTERM to the main process (it stops its children), SIGKILL past the deadline; then
         SIGKILL any child that outlived it. Reaped; idempotent."""
-        family = self._family or [(pid, _start_time(pid)) for pid in _children(self.pid)]
+        family = self._family or [(pid, start_time_of(pid)) for pid in children_of(self.pid)]
         if self._popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self._popen.send_signal(signal.SIGTERM)
@@ -169,7 +153,7 @@ class KamailioProxy:
                 self._popen.kill()
                 self._popen.wait(STOP_S)
         for pid, started in family:
-            if started is not None and _start_time(pid) == started:
+            if started is not None and start_time_of(pid) == started:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
         return self._popen.returncode

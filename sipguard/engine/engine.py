@@ -8,7 +8,6 @@ trusted sources, parse and sanity, country and rules, rate limits, then stateles
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter, OrderedDict
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from sipguard.core.sip import (
     SipResponse,
     SipUri,
     TelUri,
-    build_response,
     build_response_raw,
     parse_message,
     parse_uri,
@@ -40,7 +38,14 @@ from sipguard.engine.detectors.logins import Logins
 from sipguard.engine.effects import BanIssued, BanLifted, Effect, LoginSeen, SecurityEvent
 from sipguard.engine.fraud import FraudGuard
 from sipguard.engine.geo import GeoLookup
-from sipguard.engine.proxy import Decision, Router, reply_hop, via_account
+from sipguard.engine.proxy import (
+    Decision,
+    Router,
+    reply_hop,
+    reply_tag,
+    stateless_reply,
+    via_account,
+)
 from sipguard.engine.ratelimit import BucketMap
 from sipguard.engine.rules import CompiledRule
 from sipguard.engine.verdict import (
@@ -216,7 +221,7 @@ class Engine:
         if finding.action is FraudAction.REJECT:
             return Decision(
                 Verdict(Action.REJECT, Reason.TOLL_FRAUD, finding.rule),
-                _reply(msg, 403),
+                stateless_reply(msg, 403),
                 reply_hop(pkt),
             )
         return None
@@ -271,7 +276,7 @@ class Engine:
         if action is RuleAction.REJECT and _answerable(msg):
             assert isinstance(msg, SipRequest)
             status = rule.rule.status or 403
-            return Decision(rule.verdict, _reply(msg, status), reply_hop(pkt))
+            return Decision(rule.verdict, stateless_reply(msg, status), reply_hop(pkt))
         return Decision(rule.drop)
 
     def _over_limit(
@@ -295,7 +300,7 @@ class Engine:
         ):
             retry = b"%d" % limit.buckets.retry_after()
             return Decision(
-                limit.verdict, _reply(msg, 503, ((b"Retry-After", retry),)), reply_hop(pkt)
+                limit.verdict, stateless_reply(msg, 503, ((b"Retry-After", retry),)), reply_hop(pkt)
             )
         return Decision(Verdict(Action.DROP, Reason.RATE_LIMITED, limit.verdict.rule))
 
@@ -590,7 +595,7 @@ class Engine:
     ) -> Decision:
         if not _answerable(req):
             return Decision(DROP_MALFORMED)
-        return Decision(verdict, _reply(req, status, extra), reply_hop(pkt))
+        return Decision(verdict, stateless_reply(req, status, extra), reply_hop(pkt))
 
     def _malformed(
         self, data: bytes, exc: SipParseError, pkt: Packet, key: str, trusted: bool
@@ -601,7 +606,7 @@ class Engine:
             return Decision(DROP_MALFORMED)  # a flood of garbage gets no flood of answers
         if pkt.transport is Transport.UDP and b"\r\n\r\n" not in data:
             data = data.rstrip(b"\r\n") + b"\r\n\r\n"  # a datagram ends where the message ends
-        reply = build_response_raw(data, exc.status_hint, to_tag=_reply_tag(data))
+        reply = build_response_raw(data, exc.status_hint, to_tag=reply_tag(data))
         if reply is None:
             return Decision(DROP_MALFORMED)
         return Decision(REJECT_MALFORMED, reply, reply_hop(pkt))
@@ -610,10 +615,6 @@ class Engine:
 def _answerable(msg: SipRequest | SipResponse) -> bool:
     """Never answer an ACK or a response (DESIGN.md section 2)."""
     return isinstance(msg, SipRequest) and msg.method_raw != b"ACK"
-
-
-def _reply(req: SipRequest, status: int, extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
-    return build_response(req, status, to_tag=_reply_tag(req.raw), extra_headers=extra)
 
 
 def _method(msg: SipRequest | SipResponse | None) -> str | None:
@@ -634,7 +635,3 @@ def _kind(msg: SipRequest | SipResponse) -> str:
     return (
         msg.method.name
     )  # a closed set (unknown methods are OTHER): attackers can't grow the counters
-
-
-def _reply_tag(data: bytes) -> bytes:
-    return b"sg" + hashlib.blake2b(data[:512], digest_size=6).hexdigest().encode("ascii")

@@ -214,7 +214,7 @@ class Router:
         if hop is None:
             if req.method is Method.ACK:
                 return Decision(DROP_UNROUTABLE)
-            reply = build_response(req, 404, to_tag=_reply_tag(req))
+            reply = stateless_reply(req, 404)
             return Decision(
                 REJECT_UNROUTABLE, reply, Hop(Side.INSIDE, pkt.transport, pkt.ip, pkt.port)
             )
@@ -301,7 +301,7 @@ class Router:
     def _too_many_hops(self, req: SipRequest, pkt: Packet) -> Decision:
         if req.method is Method.ACK:
             return Decision(DROP_TOO_MANY_HOPS)  # never answer an ACK
-        reply = build_response(req, 483, to_tag=_reply_tag(req))
+        reply = stateless_reply(req, 483)
         return Decision(REJECT_TOO_MANY_HOPS, reply, reply_hop(pkt))
 
     def _alias_contacts(
@@ -419,11 +419,17 @@ def reply_hop(pkt: Packet) -> Hop:
     return Hop(pkt.side, pkt.transport, pkt.ip, pkt.port, pkt.listener)
 
 
-def _reply_tag(req: SipRequest) -> bytes:
-    """The same To tag for every retransmission of a request, without keeping state (RFC 3261
-    16.11)."""
-    key = b"|".join((req.call_id(), req.from_addr().tag or b"", b"%d" % req.cseq()[0]))
-    return b"sg" + hashlib.blake2b(key, digest_size=6).hexdigest().encode("ascii")
+def reply_tag(data: bytes) -> bytes:
+    """The same To tag for every retransmission of a request (the same bytes), without keeping
+    state (RFC 3261 16.11); also for requests the parser refused."""
+    return b"sg" + hashlib.blake2b(data[:512], digest_size=6).hexdigest().encode("ascii")
+
+
+def stateless_reply(
+    req: SipRequest, status: int, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> bytes:
+    """A response of sipguard's own to `req` (the caller checks that it is not an ACK)."""
+    return build_response(req, status, to_tag=reply_tag(req.raw), extra_headers=extra)
 
 
 def _mark_received(edit: MessageEditor, top: Via, pkt: Packet) -> None:

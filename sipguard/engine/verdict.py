@@ -21,7 +21,6 @@ class Reason(enum.Enum):
     NOT_OURS = "not_ours"  # a response whose top Via is not sipguard's
     UNROUTABLE = "unroutable"  # no usable next hop
     NOT_UPSTREAM = "not_upstream"  # inside traffic from an address that is not the upstream
-    LOOP = "loop"
     BANNED = "banned"  # the source is in the ban table: dropped before parsing
     RULE = "rule"  # a policy rule decided (Verdict.rule names it)
     COUNTRY_UNKNOWN = "country_unknown"  # no country and geo.unknown_country: drop
@@ -38,7 +37,6 @@ class Verdict:
 
 
 FORWARD = Verdict(Action.FORWARD, Reason.OK)
-REPLY = Verdict(Action.REJECT, Reason.REPLY)
 DROP_MALFORMED = Verdict(Action.DROP, Reason.MALFORMED)
 REJECT_MALFORMED = Verdict(Action.REJECT, Reason.MALFORMED)
 REJECT_TOO_MANY_HOPS = Verdict(Action.REJECT, Reason.TOO_MANY_HOPS)

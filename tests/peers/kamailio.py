@@ -380,7 +380,7 @@ def render_cfg(
     return text
 
 
-def _children(pid: int) -> list[int]:
+def children_of(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except OSError:
@@ -388,7 +388,7 @@ def _children(pid: int) -> list[int]:
     return [int(field) for field in text.split()]
 
 
-def _start_time(pid: int) -> str | None:
+def start_time_of(pid: int) -> str | None:
     """Field 22 of /proc/PID/stat: tells a process from a later one that reuses its PID."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -446,7 +446,7 @@ class KamailioProcess:
         ``grace_s``; reap. Returns the exit code. Idempotent."""
         if self.returncode is not None:
             return self.returncode
-        children = [(pid, _start_time(pid)) for pid in _children(self.pid)]
+        children = [(pid, start_time_of(pid)) for pid in children_of(self.pid)]
         if self._popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self._popen.send_signal(signal.SIGTERM)
@@ -458,7 +458,7 @@ class KamailioProcess:
                 self._popen.wait(timeout=10.0)
         for pid, started in children:
             # A child that outlived its parent: the same PID with the same start time.
-            if started is not None and _start_time(pid) == started:
+            if started is not None and start_time_of(pid) == started:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
         code = self._popen.returncode
