@@ -584,9 +584,10 @@ async def test_a_silent_client_does_not_hold_the_responder(monkeypatch: pytest.M
         idle = socket.create_connection(("127.0.0.1", server.port))
         status = _split(await _request(server.port, b"GET /metrics HTTP/1.1\r\n\r\n"))[0]
         assert status.endswith("200 OK")  # served while the idle one waits
-        await asyncio.sleep(0.4)
-        idle.settimeout(2)
-        assert idle.recv(10) == b""  # closed by the read timeout
+        idle.setblocking(False)
+        loop = asyncio.get_running_loop()
+        # the responder closes it after READ_TIMEOUT: wait for that (on the loop, not in a sleep)
+        assert await asyncio.wait_for(loop.sock_recv(idle, 10), 5.0) == b""
         idle.close()
     finally:
         server.close()
