@@ -145,7 +145,41 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V3 = Migration(
+    version=3,
+    summary="rollups (per-minute traffic) and drills (results of `sipguard drill`)",
+    statements=(
+        # One row per (minute, dimension, key): the record of normal behaviour and the material of
+        # reports. `minute` is epoch seconds at the start of the minute; a second write for the
+        # same minute (a flush, a restart) adds to the row. Dimensions: sipguard.store.rollup.
+        """
+        CREATE TABLE rollups (
+            minute    INTEGER NOT NULL,
+            dimension TEXT    NOT NULL,
+            key       TEXT    NOT NULL DEFAULT '',
+            value     REAL    NOT NULL,
+            PRIMARY KEY (minute, dimension, key)
+        ) WITHOUT ROWID
+        """,
+        # One row per drill run; `results` is the drill's JSON report (a list of attacks with
+        # expected and observed outcomes), kept whole so `sipguard report` can show it.
+        """
+        CREATE TABLE drills (
+            id            INTEGER PRIMARY KEY,
+            started_at    REAL    NOT NULL,
+            finished_at   REAL    NOT NULL,
+            target        TEXT    NOT NULL,
+            policy_sha256 TEXT    NOT NULL DEFAULT '',
+            passed        INTEGER NOT NULL,
+            failed        INTEGER NOT NULL,
+            results       TEXT    NOT NULL
+        )
+        """,
+        "CREATE INDEX drills_by_started_at ON drills (started_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 

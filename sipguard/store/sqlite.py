@@ -1,4 +1,4 @@
-"""The SQLite store: bans, events and the policy-reload audit trail, written in batches.
+"""The SQLite store: bans, events, rollups, drills and the reload audit trail, written in batches.
 
 The only importer of aiosqlite in sipguard (STYLE B, C13). The engine's in-memory ban table is
 authoritative; this file persists it, so bans (`active_bans`) and escalation (`offence_counts`)
@@ -23,6 +23,7 @@ import aiosqlite
 
 from sipguard.engine.effects import BanIssued, BanLifted, LoginSeen, SecurityEvent
 from sipguard.policy.model import Severity
+from sipguard.store.rollup import Dimension, DrillRecord, RollupRow
 from sipguard.store.schema import StoreError, migrate
 
 __all__ = ["BanRecord", "EventRecord", "ReloadOutcome", "ReloadRecord", "Storable", "Store"]
@@ -125,6 +126,22 @@ _OFFENCE_COUNTS: Final = (
 _INSERT_RELOAD: Final = (
     "INSERT INTO policy_reloads (at, actor, path, sha256, outcome, summary)"
     " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_ROLLUP: Final = (
+    "INSERT INTO rollups (minute, dimension, key, value) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (minute, dimension, key) DO UPDATE SET value = value + excluded.value"
+)
+_DRILL_COLUMNS: Final = (
+    "id, started_at, finished_at, target, policy_sha256, passed, failed, results"
+)
+_INSERT_DRILL: Final = (
+    "INSERT INTO drills (started_at, finished_at, target, policy_sha256, passed, failed, results)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# rollups is WITHOUT ROWID: delete whole minutes, oldest first, a chunk of minutes at a time
+_PRUNE_ROLLUPS: Final = (
+    "DELETE FROM rollups WHERE minute IN"
+    " (SELECT DISTINCT minute FROM rollups WHERE minute < ? ORDER BY minute LIMIT ?)"
 )
 _PRUNE_EVENTS: Final = (
     "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)"
@@ -377,9 +394,58 @@ class Store:
             except _DB_ERRORS as exc:
                 raise _wrap(f"{self._path}: recording a policy reload failed", exc) from exc
 
-    async def prune(self, events_before: float) -> int:
-        """Delete events older than `events_before`; return how many. Bans and the reload audit
-        trail are never pruned. Deletes in short transactions, so writers wait one chunk at most."""
+    async def write_rollups(self, rows: Sequence[RollupRow]) -> None:
+        """Add `rows` to the per-minute record in one transaction (a row for a minute and key
+        already there adds its value). Same error contract as `write`: all or nothing."""
+        if not rows:
+            return
+        params = [(r.minute, r.dimension.value, r.key, r.value) for r in rows]
+        async with self._lock:
+            try:
+                await self._transaction(self._conn(), [(_UPSERT_ROLLUP, params)])
+            except _DB_ERRORS as exc:
+                raise _wrap(f"{self._path}: writing {len(rows)} rollups failed", exc) from exc
+
+    async def record_drill(
+        self,
+        *,
+        started_at: float,
+        finished_at: float,
+        target: str,
+        policy_sha256: str,
+        passed: int,
+        failed: int,
+        results: str,
+    ) -> int:
+        """Append one drill run (`results`: its JSON report); return its id."""
+        row = (started_at, finished_at, target, policy_sha256, passed, failed, results)
+        async with self._lock:
+            try:
+                db = self._conn()
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = await db.execute(_INSERT_DRILL, row)
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await self._rollback(db)
+                    raise
+            except _DB_ERRORS as exc:
+                raise _wrap(f"{self._path}: recording a drill failed", exc) from exc
+        return int(cursor.lastrowid or 0)
+
+    async def prune(self, events_before: float, rollups_before: float | None = None) -> int:
+        """Delete events older than `events_before` and, when given, rollup minutes older than
+        `rollups_before`; return how many rows went. Bans, drills and the reload audit trail are
+        never pruned. Deletes in short transactions, so writers wait one chunk at most."""
+        total = await self._prune(_PRUNE_EVENTS, events_before, _PRUNE_CHUNK, "events")
+        if rollups_before is not None:
+            # a chunk of minutes (about 60 rows each) per transaction
+            total += await self._prune(
+                _PRUNE_ROLLUPS, int(rollups_before), max(1, _PRUNE_CHUNK // 60), "rollups"
+            )
+        return total
+
+    async def _prune(self, sql: str, before: float, chunk: int, what: str) -> int:
         total = 0
         while True:
             async with self._lock:
@@ -387,16 +453,16 @@ class Store:
                     db = self._conn()
                     await db.execute("BEGIN IMMEDIATE")
                     try:
-                        cursor = await db.execute(_PRUNE_EVENTS, (events_before, _PRUNE_CHUNK))
+                        cursor = await db.execute(sql, (before, chunk))
                         deleted = cursor.rowcount
                         await db.execute("COMMIT")
                     except BaseException:
                         await self._rollback(db)
                         raise
                 except _DB_ERRORS as exc:
-                    raise _wrap(f"{self._path}: pruning events failed", exc) from exc
+                    raise _wrap(f"{self._path}: pruning {what} failed", exc) from exc
             total += deleted
-            if deleted < _PRUNE_CHUNK:
+            if deleted == 0 or (what == "events" and deleted < chunk):
                 return total
 
     async def _transaction(self, db: aiosqlite.Connection, work: list[_Work]) -> None:
@@ -512,6 +578,45 @@ class Store:
             (since,),
         )
         return [ReloadRecord(*r) for r in rows]
+
+    async def rollups(
+        self,
+        since: float,
+        until: float | None = None,
+        dimensions: Collection[Dimension] | None = None,
+    ) -> list[RollupRow]:
+        """Rollup rows of the minutes with `since <= minute < until` (no upper bound when `until`
+        is None), only of `dimensions` when given; in (minute, dimension, key) order."""
+        if dimensions is not None and not dimensions:
+            return []
+        where = ["minute >= ?"]
+        params: list[object] = [since]
+        if until is not None:
+            where.append("minute < ?")
+            params.append(until)
+        if dimensions is not None:
+            names = sorted(d.value for d in dimensions)
+            where.append(f"dimension IN ({', '.join('?' * len(names))})")
+            params.extend(names)
+        sql = (
+            "SELECT minute, dimension, key, value FROM rollups"  # noqa: S608 (no user text)
+            f" WHERE {' AND '.join(where)} ORDER BY minute, dimension, key"
+        )
+        rows = await self._fetch("reading rollups", sql, params)
+        try:
+            return [RollupRow(int(r[0]), Dimension(r[1]), r[2], float(r[3])) for r in rows]
+        except ValueError as exc:
+            raise StoreError(f"{self._path}: unknown rollup dimension: {exc}") from exc
+
+    async def drills(self, since: float, until: float | None = None) -> list[DrillRecord]:
+        """Drill runs started at `since <= started_at < until`, oldest first."""
+        sql = f"SELECT {_DRILL_COLUMNS} FROM drills WHERE started_at >= ?"  # noqa: S608
+        params: list[object] = [since]
+        if until is not None:
+            sql += " AND started_at < ?"
+            params.append(until)
+        rows = await self._fetch("reading drills", sql + " ORDER BY started_at, id", params)
+        return [DrillRecord(*r) for r in rows]
 
     async def meta(self) -> dict[str, str]:
         """The `meta` table: `created_at` (epoch seconds) and a `schema.N` note per migration."""

@@ -16,12 +16,16 @@ from sipguard.policy.model import Severity
 from sipguard.store import (
     SCHEMA_VERSION,
     BanRecord,
+    Dimension,
+    DrillRecord,
     EventRecord,
     ReloadRecord,
+    RollupRow,
     SchemaError,
     Storable,
     Store,
     StoreError,
+    minute_of,
 )
 from sipguard.store.schema import APPLICATION_ID, MIGRATIONS, Migration, migrate
 
@@ -100,7 +104,7 @@ async def test_open_creates_folder_and_file_with_modes_and_pragmas(tmp_path: Pat
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"bans", "events", "policy_reloads", "meta", "logins"}
+    assert tables == {"bans", "events", "policy_reloads", "meta", "logins", "rollups", "drills"}
     conn.close()
 
 
@@ -646,3 +650,80 @@ async def test_a_read_only_database_fails_the_batch_and_a_retry_writes_it_once(
         await db.execute("PRAGMA query_only = OFF")
         await store.write(batch)
         await assert_written_once(store, 100)
+
+
+# -- rollups and drills --------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_rollups_add_up_per_minute_and_key_and_read_back_by_dimension(
+    tmp_path: Path,
+) -> None:
+    m0 = minute_of(T0)
+    async with await Store.open(tmp_path / "s.db") as store:
+        await store.write_rollups(
+            [
+                RollupRow(m0, Dimension.MESSAGES, "outside:INVITE", 10),
+                RollupRow(m0, Dimension.COUNTRIES, "NL", 7),
+                RollupRow(m0 + 60, Dimension.CALL_MINUTES, "", 1.5),
+            ]
+        )
+        # a second flush of the same minute (or a restart) adds to the row, never replaces it
+        await store.write_rollups([RollupRow(m0, Dimension.MESSAGES, "outside:INVITE", 5)])
+        assert await store.rollups(m0) == [
+            RollupRow(m0, Dimension.COUNTRIES, "NL", 7),
+            RollupRow(m0, Dimension.MESSAGES, "outside:INVITE", 15),
+            RollupRow(m0 + 60, Dimension.CALL_MINUTES, "", 1.5),
+        ]
+        assert await store.rollups(m0, m0 + 60, dimensions=[Dimension.COUNTRIES]) == [
+            RollupRow(m0, Dimension.COUNTRIES, "NL", 7)
+        ]
+        assert await store.rollups(m0, dimensions=[]) == []
+
+
+@pytest.mark.asyncio
+async def test_prune_removes_old_rollup_minutes_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_sqlite, "_PRUNE_CHUNK", 3)  # one minute per transaction
+    m0 = minute_of(T0)
+    rows = [
+        RollupRow(m0 + 60 * i, dim, "", 1)
+        for i in range(5)
+        for dim in (Dimension.CALLS, Dimension.REGISTRATIONS)
+    ]
+    async with await Store.open(tmp_path / "s.db") as store:
+        await store.write_rollups(rows)
+        await store.write([event(T0)])
+        assert await store.prune(T0 - 1, rollups_before=m0 + 180) == 6
+        assert sorted({r.minute for r in await store.rollups(0)}) == [m0 + 180, m0 + 240]
+        assert len(await store.events(0)) == 1
+
+
+@pytest.mark.asyncio
+async def test_drills_are_recorded_and_read_back_in_order(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "s.db") as store:
+        second = await store.record_drill(
+            started_at=T0 + 100,
+            finished_at=T0 + 130,
+            target="127.0.0.1:5060",
+            policy_sha256="ab",
+            passed=9,
+            failed=1,
+            results='[{"attack": "scanner"}]',
+        )
+        first = await store.record_drill(
+            started_at=T0,
+            finished_at=T0 + 20,
+            target="127.0.0.1:5060",
+            policy_sha256="ab",
+            passed=10,
+            failed=0,
+            results="[]",
+        )
+        drills = await store.drills(0)
+        assert [d.id for d in drills] == [first, second]
+        assert drills[1] == DrillRecord(
+            second, T0 + 100, T0 + 130, "127.0.0.1:5060", "ab", 9, 1, '[{"attack": "scanner"}]'
+        )
+        assert await store.drills(T0 + 1, T0 + 200) == [drills[1]]
