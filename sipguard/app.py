@@ -33,6 +33,7 @@ from sipguard.io.tcp import ConnectionLimiter, SipStreamProtocol, TcpLimits
 from sipguard.io.udp import SipDatagramProtocol
 from sipguard.policy.model import Endpoint, Policy, Severity, Transport
 from sipguard.services.alerts import AlertRouter
+from sipguard.services.logs import ActivityLog, EventLog, run_log_tasks
 from sipguard.services.metrics import (
     MetricsServer,
     SipguardCollector,
@@ -120,11 +121,13 @@ async def serve(
         closers.append(control.close)
 
         alerts = AlertRouter(policy.alerts, clock=clock)
+        event_lines = EventLog()
 
         def take() -> list[Effect]:
             batch, engine.effects = engine.effects, []
             # alerts see every event, before the store may shed some under a flood
             alerts.submit([e for e in batch if isinstance(e, SecurityEvent)])
+            event_lines.submit(batch, clock())
             return batch
 
         pump = EffectPump(take, store.write)
@@ -164,6 +167,7 @@ async def serve(
             tasks.create_task(alerts.run(stop))
             tasks.create_task(_housekeeping(engine, clock, stop))
             tasks.create_task(reloader.run(stop))
+            tasks.create_task(run_log_tasks(event_lines, ActivityLog(counters), clock, stop))
             if watch_policy and _is_file(policy.source_path):
                 tasks.create_task(reloader.watch(stop))
             log.info("%s", running.describe())
@@ -181,6 +185,7 @@ async def serve(
         await connector.close(DRAIN_TIMEOUT)
         if pump is not None:
             await pump.flush()  # 4. persist the last decisions
+            event_lines.flush(clock())  # and log what the last windows held back
         if alerts is not None:
             await alerts.close(ALERT_GRACE)  # 5. what is queued for the NOC, briefly
         await store.close()

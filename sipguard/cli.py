@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="log detail",
     )
+    run.add_argument(
+        "--log-format",
+        default=os.environ.get("SIPGUARD_LOG_FORMAT", "text"),
+        choices=["text", "json"],
+        help="readable lines (default) or one JSON object per line for a log shipper "
+        "(default: $SIPGUARD_LOG_FORMAT, else text); on stderr either way",
+    )
     run.set_defaults(func=_run)
     check = verb(
         "check", "validate a policy without running; exit 0 if valid, 2 with file:line:col errors"
@@ -153,10 +160,9 @@ def _geo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from sipguard.services import logs  # noqa: PLC0415  (keeps `check` light)
+
+    logs.configure(args.log_level, logs.LogFormat(args.log_format))
     policy = _load(args.policy)
     if policy is None:
         return EXIT_INVALID

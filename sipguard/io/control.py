@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import socket
 from collections.abc import Callable
@@ -19,8 +18,6 @@ from typing import Any
 from sipguard.engine.bans import ActiveBan
 from sipguard.engine.effects import BanIssued
 from sipguard.engine.engine import Engine
-
-log = logging.getLogger("sipguard.control")
 
 MAX_REQUEST = 64 * 1024  # bytes: a request is one small JSON object
 CLIENT_TIMEOUT = 5.0
@@ -95,12 +92,9 @@ class ControlServer:
             )
             if isinstance(result, str):
                 return {"ok": False, "error": result}
-            log.info("ban %s until %.0f by %s", result.ip, result.until, actor)
             return {"ok": True, "ban": ban_to_json(result)}
         if op == "unban":
             lifted = self._engine.unban(str(request["ip"]), now, actor)
-            if lifted is not None:
-                log.info("unban %s by %s", lifted.ip, actor)
             return {"ok": True, "lifted": lifted is not None}
         if op == "bans":
             return {"ok": True, "bans": [ban_to_json(b) for b in self._engine.active_bans(now)]}

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address
 
+from sipguard.core.text import clean
 from sipguard.engine.effects import SecurityEvent
 from sipguard.policy.model import Severity
 
@@ -50,7 +51,6 @@ __all__ = [
 FIELD_LIMIT = 64  # characters of a short field (account, rule, method, country, kind, address)
 DETAIL_LIMIT = 256  # characters of the evidence (the engine already cuts it to 200 raw)
 HOST_LIMIT = 255  # RFC 5424 HOSTNAME
-TRUNCATED = "..."  # ends a field that was cut
 
 SIGNATURE_HEADER = "X-SIPGuard-Signature"  # policies/README.md: `sha256=<hex HMAC of the body>`
 SD_ID = "sipguard@32473"  # 32473: the private enterprise number RFC 5612 sets aside for examples
@@ -123,42 +123,6 @@ class Origin:
 
 
 # ------------------------------------------------------------------------------- sanitising
-
-
-def clean(text: str | None, limit: int) -> str:
-    """`text` with every non-printable character escaped (`\\n`, `\\x1b`, `\\u202e`...) and cut
-    to at most `limit` characters (ending in `...` when cut). Printable non-ASCII stays."""
-    if not text:
-        return ""
-    if len(text) <= limit and text.isprintable():
-        return text
-    pieces: list[str] = []
-    size = 0
-    for ch in text:
-        piece = ch if ch.isprintable() else _escape(ch)
-        pieces.append(piece)
-        size += len(piece)
-        if size > limit:
-            break
-    if size <= limit:
-        return "".join(pieces)
-    while size > limit - len(TRUNCATED):
-        size -= len(pieces.pop())
-    return "".join(pieces) + TRUNCATED
-
-
-_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape(ch: str) -> str:
-    code = ord(ch)
-    if ch in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[ch]
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
 
 
 def _ascii_token(text: str, limit: int) -> str:
