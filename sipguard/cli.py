@@ -89,6 +89,33 @@ def _parser() -> argparse.ArgumentParser:
     geo.add_argument("ips", nargs="+", metavar="IP")
     geo.add_argument("--json", action="store_true", help="print JSON")
     geo.set_defaults(func=_geo)
+    report = verb(
+        "report",
+        "summarise a period of the store: traffic, blocks by reason and country, top sources "
+        "and accounts, incidents, bans, policy reloads, GeoIP age, drills",
+    )
+    report.add_argument("--since", help="how far back from now, e.g. 24h, 7d, 30d (default 7d)")
+    report.add_argument(
+        "--from",
+        dest="start",
+        metavar="DATE",
+        help="start instead of --since, ISO 8601: 2026-11-01 or 2026-11-01T08:00 (UTC unless "
+        "an offset is given)",
+    )
+    report.add_argument(
+        "--to",
+        dest="end",
+        metavar="DATE",
+        help="end, with --from (a date alone: the end of that day; default: now)",
+    )
+    report.add_argument(
+        "--format",
+        choices=["md", "json", "html"],
+        default="md",
+        help="Markdown (default), JSON, or one self-contained HTML file with charts",
+    )
+    report.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    report.set_defaults(func=_report)
     return parser
 
 
@@ -157,6 +184,37 @@ def _events(args: argparse.Namespace) -> int:
 
 def _geo(args: argparse.Namespace) -> int:
     return _admin(args, lambda p: admin.geo(p, args.ips))
+
+
+def _report(args: argparse.Namespace) -> int:
+    import time  # noqa: PLC0415
+
+    from sipguard.report import PeriodError, build_report, parse_period, render  # noqa: PLC0415
+
+    try:
+        since, until = parse_period(args.since, args.start, args.end, time.time())
+    except PeriodError as exc:
+        print(f"sipguard report: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    policy = _load(args.policy)
+    if policy is None:
+        return EXIT_INVALID
+    try:
+        report = asyncio.run(build_report(policy, since, until))
+    except StoreError as exc:
+        print(f"sipguard report: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    text = render(report, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        why = exc.strerror or exc
+        print(f"sipguard report: cannot write {args.output}: {why}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
