@@ -111,7 +111,7 @@ async def serve(
         engine = Engine(router, compile_policy(policy, own), geo=geo.lookup)
         _warn_if_stale(geo, engine, clock())
         await _restore_bans(engine, store, clock())
-        control = ControlServer(policy.control_path, engine, clock)
+        control = ControlServer(policy.control_path, engine, clock, counters)
         try:
             await control.start()
         except OSError as exc:

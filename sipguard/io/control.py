@@ -18,6 +18,7 @@ from typing import Any
 from sipguard.engine.bans import ActiveBan
 from sipguard.engine.effects import BanIssued
 from sipguard.engine.engine import Engine
+from sipguard.io.counters import Counters
 
 MAX_REQUEST = 64 * 1024  # bytes: a request is one small JSON object
 CLIENT_TIMEOUT = 5.0
@@ -41,10 +42,17 @@ def ban_to_json(ban: ActiveBan | BanIssued) -> dict[str, Any]:
 
 
 class ControlServer:
-    def __init__(self, path: str, engine: Engine, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        path: str,
+        engine: Engine,
+        clock: Callable[[], float],
+        counters: Counters | None = None,
+    ) -> None:
         self._path = path
         self._engine = engine
         self._clock = clock
+        self._counters = counters
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -98,7 +106,31 @@ class ControlServer:
             return {"ok": True, "lifted": lifted is not None}
         if op == "bans":
             return {"ok": True, "bans": [ban_to_json(b) for b in self._engine.active_bans(now)]}
+        if op == "status":
+            return {"ok": True, **self._status(now)}
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+    def _status(self, now: float) -> dict[str, Any]:
+        """Read-only: the policy in force, the engine's counts and the message counters (what
+        `sipguard drill` compares before and after an attack). Keys are bounded by the code and
+        the policy, never by message bytes."""
+        policy = self._engine.policy.policy
+        stats = self._engine.stats()
+        out: dict[str, Any] = {
+            "now": now,
+            "policy_sha256": policy.source_sha256,
+            "policy_path": policy.source_path,
+            "bans_active": stats.bans_active,
+            "bans_issued": stats.bans_issued,
+            "findings": stats.findings,
+            "auth_failures": stats.auth_failures,
+        }
+        counters = self._counters
+        if counters is not None:
+            out["messages"] = [[*key, n] for key, n in sorted(counters.messages.items())]
+            out["rules"] = [[*key, n] for key, n in sorted(counters.rules.items())]
+        return out
 
 
 def request(path: str, payload: dict[str, Any], timeout: float = CLIENT_TIMEOUT) -> dict[str, Any]:
