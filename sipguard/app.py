@@ -41,7 +41,9 @@ from sipguard.services.metrics import (
     start_metrics_server,
 )
 from sipguard.services.outbox import EffectPump
+from sipguard.services.records import PseudonymisingSink, key_path, prune_loop
 from sipguard.services.reload import PolicyReloader, ReloadOutcome
+from sipguard.services.rollups import RollupWriter
 from sipguard.store import Store, StoreError
 
 log = logging.getLogger("sipguard")
@@ -64,6 +66,7 @@ class Running:
     pump: EffectPump
     request_reload: Callable[[str], None]
     metrics: MetricsServer | None = None  # the Prometheus endpoint, when the policy has one
+    rollups: RollupWriter | None = None  # the per-minute record (tests call its `flush`)
 
     def describe(self) -> str:
         listen = ", ".join(_url(a) for a in self.outside)
@@ -100,6 +103,7 @@ async def serve(
     geo_box: list[GeoResolver] = []  # the resolver in use; a reload replaces it
     pump: EffectPump | None = None
     alerts: AlertRouter | None = None
+    rollups: RollupWriter | None = None
     try:
         outside = await _bind_outside(policy, dispatcher, counters, stream_factory, closers)
         inside = await _bind_inside(policy, dispatcher, counters, stream_factory, closers)
@@ -111,6 +115,7 @@ async def serve(
         engine = Engine(router, compile_policy(policy, own), geo=geo.lookup)
         _warn_if_stale(geo, engine, clock())
         await _restore_bans(engine, store, clock())
+        await _record_start(policy, engine, store, clock)
         control = ControlServer(policy.control_path, engine, clock, counters)
         try:
             await control.start()
@@ -130,7 +135,13 @@ async def serve(
             event_lines.submit(batch, clock())
             return batch
 
-        pump = EffectPump(take, store.write)
+        records = PseudonymisingSink(
+            store.write,
+            key_path(policy.storage_path),
+            lambda: engine.policy.policy.records.pseudonymise_numbers,
+        )
+        pump = EffectPump(take, records)
+        rollups = RollupWriter(counters, engine, store.write_rollups, clock)
         metrics = await _start_metrics(policy, counters, engine, pump, geo_box, alerts, clock)
         if metrics is not None:
             closers.append(metrics.close)
@@ -159,7 +170,15 @@ async def serve(
         )
         dispatcher.engine = engine
         running = Running(
-            tuple(outside), inside, upstream, counters, engine, pump, reloader.request, metrics
+            tuple(outside),
+            inside,
+            upstream,
+            counters,
+            engine,
+            pump,
+            reloader.request,
+            metrics,
+            rollups,
         )
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as tasks:
@@ -167,6 +186,8 @@ async def serve(
             tasks.create_task(alerts.run(stop))
             tasks.create_task(_housekeeping(engine, clock, stop))
             tasks.create_task(reloader.run(stop))
+            tasks.create_task(rollups.run(stop))
+            tasks.create_task(prune_loop(store, lambda: engine.policy.policy.records, clock, stop))
             tasks.create_task(run_log_tasks(event_lines, ActivityLog(counters), clock, stop))
             if watch_policy and _is_file(policy.source_path):
                 tasks.create_task(reloader.watch(stop))
@@ -186,6 +207,8 @@ async def serve(
         if pump is not None:
             await pump.flush()  # 4. persist the last decisions
             event_lines.flush(clock())  # and log what the last windows held back
+        if rollups is not None:
+            await rollups.flush()  # the partial minute of the record of normal behaviour
         if alerts is not None:
             await alerts.close(ALERT_GRACE)  # 5. what is queued for the NOC, briefly
         await store.close()
@@ -288,6 +311,30 @@ async def _housekeeping(engine: Engine, clock: Callable[[], float], stop: asynci
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), HOUSEKEEPING_INTERVAL)
         engine.sweep(clock())
+
+
+async def _record_start(
+    policy: Policy, engine: Engine, store: Store, clock: Callable[[], float]
+) -> None:
+    """The policy in force from the start goes to the audit trail too (actor "start"), saying
+    whether it is the one last recorded."""
+    try:
+        last = [r for r in await store.reloads(0.0) if r.outcome == "ok"]
+    except StoreError as exc:
+        log.error("audit trail not read: %s", exc)
+        last = []
+    if not last:
+        summary = f"started sipguard {__version__}; first policy on record"
+    elif last[-1].sha256 == policy.source_sha256:
+        summary = f"started sipguard {__version__}; policy unchanged since the last record"
+    else:
+        when = datetime.fromtimestamp(last[-1].at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        summary = (
+            f"started sipguard {__version__}; the policy differs from the last one on record "
+            f"(sha256 {last[-1].sha256[:12]}, {last[-1].actor} at {when})"
+        )
+    outcome = ReloadOutcome("start", policy.source_path, True, policy.source_sha256, summary)
+    await _record_reload(outcome, engine, store, clock)
 
 
 async def _record_reload(

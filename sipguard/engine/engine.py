@@ -48,6 +48,7 @@ from sipguard.engine.proxy import (
 )
 from sipguard.engine.ratelimit import BucketMap
 from sipguard.engine.rules import CompiledRule
+from sipguard.engine.traffic import TrafficSample, TrafficTally
 from sipguard.engine.verdict import (
     DROP_ACCOUNT_BLOCKED,
     DROP_BANNED,
@@ -109,6 +110,7 @@ class Engine:
         "_stat_auth_failures",
         "_stat_bans",
         "_stat_findings",
+        "_traffic",
         "effects",
     )
 
@@ -135,6 +137,9 @@ class Engine:
         self._stat_bans: Counter[str] = Counter()
         self._stat_findings: Counter[str] = Counter()
         self._stat_auth_failures = 0
+        # the record of normal behaviour: a few increments per message, None when rollups are off
+        self._traffic: TrafficTally | None = None
+        self._configure_traffic()
 
     # ---- the hot path ------------------------------------------------------------------------
 
@@ -165,12 +170,18 @@ class Engine:
                     msg, pkt
                 )
                 if isinstance(msg, SipResponse) and decision.verdict is FORWARD:
+                    if self._traffic is not None:
+                        self._traffic.responses[msg.status // 100] += 1
                     self._observe_answer(msg, pkt.now)  # brute force, enumeration, logins
             except SipParseError:
                 decision = Decision(DROP_MALFORMED, kind="malformed")
                 return decision
         else:
             country = self._geo(pkt.ip)
+            traffic = self._traffic
+            if traffic is not None and isinstance(msg, SipRequest):
+                counts = traffic.countries
+                counts[country] = counts.get(country, 0) + 1
             refused = None if trusted else self._firewall(msg, pkt, key, country)
             if refused is not None:
                 decision = refused
@@ -311,6 +322,8 @@ class Engine:
         status = resp.status
         if status < 200:
             return
+        if status < 300 and self._traffic is not None and resp.cseq()[1] == b"REGISTER":
+            self._traffic.registrations += 1
         vias = resp.vias()
         client = vias[1]
         host = client.received if client.received is not None else client.host
@@ -507,6 +520,34 @@ class Engine:
         self._fraud.swap(policy.policy.fraud)
         if geo is not None:
             self._geo = geo
+        self._configure_traffic()
+
+    def _configure_traffic(self) -> None:
+        """Rollups on (keep the tally, or start one) or off (`records.rollups: off`: no tally)."""
+        if self._policy.policy.records.rollups is None:
+            self._traffic = None
+        elif self._traffic is None:
+            calls = self._fraud.calls
+            self._traffic = TrafficTally(
+                0.0,
+                calls=calls.answered_total,
+                call_seconds=calls.call_clock.seconds,
+                auth_failures=self._stat_auth_failures,
+            )
+
+    def take_traffic(self, now: float) -> TrafficSample | None:
+        """What the engine tallied since the last call (the rollup service calls it once a
+        minute), and a fresh start; None when rollups are off."""
+        traffic = self._traffic
+        if traffic is None:
+            return None
+        calls = self._fraud.calls
+        return traffic.take(
+            now,
+            calls=calls.answered_total,
+            call_seconds=calls.call_clock.total(now),
+            auth_failures=self._stat_auth_failures,
+        )
 
     @property
     def policy(self) -> CompiledPolicy:

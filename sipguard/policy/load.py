@@ -56,6 +56,7 @@ from sipguard.policy.model import (
     Policy,
     QuietHours,
     Rate,
+    Records,
     Rule,
     RuleAction,
     Severity,
@@ -94,6 +95,7 @@ Converter = Callable[[Node], Any]
 #: Longest Unix socket path (sun_path is 108 bytes on Linux, with the trailing NUL).
 MAX_SOCKET_PATH = 107
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLEANS = ("true", "false")
 _INT = re.compile(r"-?[0-9]+")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -386,6 +388,13 @@ class _Reader:
             return None
         return value
 
+    def boolean(self, node: Node) -> bool | None:
+        """`true` or `false`, unquoted (YAML 1.1's `yes`, `on`, `y` are errors, not guesses)."""
+        if isinstance(node, yaml.ScalarNode) and node.style is None and node.value in _BOOLEANS:
+            return bool(node.value == "true")
+        self.error(node, f"expected true or false, got {_describe(node)}")
+        return None
+
     def rate(self, node: Node) -> Rate | None:
         return self.convert(node, parse_rate)
 
@@ -493,6 +502,8 @@ def _policy(r: _Reader, root: Node, sha256: str) -> Policy | None:
         kw["alerts"] = _alerts(r, top["alerts"])
     if "metrics" in top:
         kw["metrics"] = r.convert(top["metrics"], parse_host_port)
+    if "records" in top:
+        kw["records"] = _records(r, top["records"])
     if upstream is None or r.issues:
         return None
     kw = {k: v for k, v in kw.items() if v is not None}
@@ -1037,6 +1048,43 @@ def _logins(r: _Reader, node: Node) -> LoginPolicy | None:
         return None
     kw, nodes = got
     return LoginPolicy(**kw) if len(kw) == len(nodes) else None
+
+
+def _records(r: _Reader, node: Node) -> Records | None:
+    def retention(n: Node) -> float | None:
+        if isinstance(n, yaml.ScalarNode) and n.value == "off" and n.style is None:
+            return _OFF
+        text = r.scalar_str(n)
+        if text is None:
+            return None
+        try:
+            seconds = parse_duration(text)
+        except ValueError:
+            r.error(n, f"expected a duration (e.g. 400d) or off, got {text!r}")
+            return None
+        if seconds <= 0.0:
+            r.error(n, f"must be longer than 0s (or off): {text!r}")
+            return None
+        return seconds
+
+    got = r.fields(
+        node,
+        Records,
+        {
+            "events": r.duration,
+            "rollups": retention,
+            "pseudonymise_numbers": r.boolean,
+        },
+    )
+    if got is None:
+        return None
+    kw, nodes = got
+    if kw.get("rollups") is _OFF:
+        kw["rollups"] = None
+    return Records(**kw) if len(kw) == len(nodes) else None
+
+
+_OFF = -1.0  # `off` read, as a float that no duration can be
 
 
 def _bans(r: _Reader, node: Node) -> BanSpec:

@@ -59,6 +59,7 @@ __all__ = [
     "Policy",
     "QuietHours",
     "Rate",
+    "Records",
     "Rule",
     "RuleAction",
     "Severity",
@@ -670,6 +671,36 @@ class FileSink:
 
 AlertSink: TypeAlias = WebhookSink | SyslogSink | FileSink
 
+DEFAULT_EVENT_RETENTION = 90 * 86400.0  # a quarter: NIS2 incident follow-up and reviews
+DEFAULT_ROLLUP_RETENTION = 400 * 86400.0  # 13 months: this month against the same one last year
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """What the store keeps, and for how long (pruned at start and every hour). Bans, the policy
+    audit trail and drill results are never pruned."""
+
+    events: Annotated[
+        float,
+        Meta("security events are deleted when older than this", yaml="duration", default="90d"),
+    ] = DEFAULT_EVENT_RETENTION
+    rollups: Annotated[
+        float | None,
+        Meta(
+            "per-minute traffic rollups are deleted when older than this; `off` = record none "
+            "(and delete none)",
+            yaml="retention",
+            default="400d",
+        ),
+    ] = DEFAULT_ROLLUP_RETENTION
+    pseudonymise_numbers: Annotated[
+        bool,
+        Meta(
+            "phone numbers in stored events become keyed pseudonyms that keep the country "
+            "calling code (`+881…#3fa9c2d1`)"
+        ),
+    ] = False
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
@@ -734,6 +765,9 @@ class Policy:
     metrics: Annotated[
         HostPort | None, Meta("Prometheus endpoint, `HOST:PORT`; off when absent", yaml="host_port")
     ] = None
+    records: Annotated[Records, Meta("what the store keeps, and for how long")] = field(
+        default_factory=Records
+    )
     control_path: Annotated[
         str,
         Meta(

@@ -51,6 +51,10 @@ GRAMMARS: dict[str, JSON] = {
         "pattern": _DURATION,
         "description": "a duration with units: 500ms, 30s, 10m, 1h, 7d, 2w, 1h30m",
     },
+    "retention": {
+        "anyOf": [_ref("duration"), {"enum": ["off"]}],
+        "description": "a duration (90d, 400d), or off",
+    },
     "rate": {
         "type": "string",
         "pattern": _RATE,

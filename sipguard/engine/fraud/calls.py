@@ -33,6 +33,8 @@ import contextlib
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from sipguard.engine.traffic import CallClock
+
 __all__ = [
     "DEFAULT_MAX_CALL",
     "DEFAULT_RING_TIMEOUT",
@@ -102,6 +104,8 @@ class CallTable:
         "_answered",
         "_recent",
         "_ringing",
+        "answered_total",
+        "call_clock",
         "evicted",
         "hour_cap",
         "max_accounts",
@@ -136,6 +140,9 @@ class CallTable:
         self.hour_cap = 0
         self.evicted = 0  # calls dropped because the table was full
         self.timed_out = 0  # calls ended by ring_timeout or max_call
+        # the record of normal behaviour (engine/traffic.py): running totals, never reset
+        self.answered_total = 0  # calls answered
+        self.call_clock = CallClock()  # seconds of answered calls in progress
         self._ringing: OrderedDict[CallKey, Call] = OrderedDict()  # oldest start first
         self._answered: OrderedDict[CallKey, Call] = OrderedDict()  # oldest answer first
         self._recent: OrderedDict[CallKey, Ended] = OrderedDict()  # oldest end first
@@ -196,6 +203,8 @@ class CallTable:
         while len(self) >= self.max_calls:
             oldest = self._ringing if self._ringing else self._answered
             _, victim = oldest.popitem(last=False)
+            if oldest is self._answered:
+                self.call_clock.change(now, -1)
             victim.account.live -= 1
             self.evicted += 1
         call = Call(acc, cseq, now, counted=counted)
@@ -215,6 +224,8 @@ class CallTable:
         del self._ringing[key]
         call.answered = now
         self._answered[key] = call
+        self.answered_total += 1
+        self.call_clock.change(now, 1)
         return call
 
     def end(
@@ -233,6 +244,8 @@ class CallTable:
         if cseq is not None and call.cseq != cseq:
             return None
         del table[key]
+        if table is self._answered:
+            self.call_clock.change(now, -1)
         acc = call.account
         acc.live -= 1
         acc.last = now
