@@ -26,6 +26,7 @@ INSTALL_HINTS: Final[dict[str, str]] = {
     "sipvicious_svmap": "pip install -e .[dev]  (PyPI sipvicious)",
     "sipvicious_svwar": "pip install -e .[dev]  (PyPI sipvicious)",
     "sipvicious_svcrack": "pip install -e .[dev]  (PyPI sipvicious)",
+    "chromium": "apt-get install -y chromium  (opens the HTML report)",
 }
 
 # kamailio lives in sbin, which is not on every user's PATH; console scripts of the venv are
