@@ -24,6 +24,7 @@ from sipguard.policy.model import (
 
 # The methods with a limit class of their own; every other method is limited as `other`.
 _LIMIT_CLASS = {Method.REGISTER: "REGISTER", Method.INVITE: "INVITE", Method.OPTIONS: "OPTIONS"}
+MALFORMED_CLASS = "malformed"  # not a method: messages that fail to parse, per source
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,8 @@ def compile_policy(policy: Policy, always_trusted: Iterable[Network] = ()) -> Co
     limits: dict[str, CompiledLimit] = {}
     global_limit = None
     for name, spec in policy.limits.by_class().items():
-        action = Action.REJECT if spec.exceed is Exceed.REJECT else Action.DROP
+        rejects = spec.exceed is Exceed.REJECT and name != MALFORMED_CLASS
+        action = Action.REJECT if rejects else Action.DROP
         compiled = CompiledLimit(
             name, BucketMap(spec), Verdict(action, Reason.RATE_LIMITED, f"limits.{name}")
         )

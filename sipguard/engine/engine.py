@@ -28,7 +28,7 @@ from sipguard.core.sip import (
 )
 from sipguard.engine.accounts import account_name, account_of, uri_user
 from sipguard.engine.bans import ActiveBan, BanTable
-from sipguard.engine.compile import CompiledLimit, CompiledPolicy
+from sipguard.engine.compile import MALFORMED_CLASS, CompiledLimit, CompiledPolicy
 from sipguard.engine.context import Packet, Side
 from sipguard.engine.detectors.base import Finding
 from sipguard.engine.detectors.base import Verdict as DetectorVerdict
@@ -638,11 +638,34 @@ class Engine:
             return Decision(DROP_MALFORMED)
         return Decision(verdict, stateless_reply(req, status, extra), reply_hop(pkt))
 
+    def _malformed_flood(self, pkt: Packet, key: str, exc: SipParseError) -> Decision | None:
+        """`limits.malformed`: a source sending garbage past its rate is dropped unanswered, and
+        banned after `ban_after` excesses. None while it is within the limit (or there is none).
+        """
+        limit = self._policy.limits.get(MALFORMED_CLASS)
+        if limit is None or limit.buckets.allow(key, pkt.now):
+            return None
+        spec = limit.buckets.spec
+        offences = limit.buckets.offence(key, pkt.now)
+        if spec.ban_after is not None and offences >= spec.ban_after:
+            evidence = (
+                f"{offences} unparseable messages over {spec.rate.count}/"
+                f"{spec.rate.per_seconds:g}s (last: {exc.reason})"
+            )
+            base = spec.ban or self._policy.policy.bans.default
+            self._ban(key, pkt, base, "rate_limited", limit.verdict.rule, evidence, None, None)
+            return Decision(DROP_BANNED)
+        return Decision(limit.verdict)
+
     def _malformed(
         self, data: bytes, exc: SipParseError, pkt: Packet, key: str, trusted: bool
     ) -> Decision:
         if pkt.side is Side.INSIDE:
             return Decision(DROP_MALFORMED)  # never answer the PBX's garbage; it is counted
+        if not trusted:
+            over = self._malformed_flood(pkt, key, exc)
+            if over is not None:
+                return over
         if not trusted and not self._replies.allow(key, pkt.now):
             return Decision(DROP_MALFORMED)  # a flood of garbage gets no flood of answers
         if pkt.transport is Transport.UDP and b"\r\n\r\n" not in data:

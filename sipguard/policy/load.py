@@ -920,10 +920,11 @@ def _limits(r: _Reader, node: Node, bans: BanSpec) -> Limits | None:
             "INVITE": spec("INVITE"),
             "OPTIONS": spec("OPTIONS"),
             "other": spec("other"),
+            "malformed": spec("malformed"),
             "global": spec("global"),
             "ipv6_prefix": lambda n: r.integer(n, 0, 128),
         },
-        known="limits are per REGISTER, INVITE, OPTIONS, other, global",
+        known="limits are per REGISTER, INVITE, OPTIONS, other, malformed, global",
     )
     return Limits(**got[0]) if got is not None else None
 
@@ -957,6 +958,13 @@ def _limit(r: _Reader, node: Node, bans: BanSpec, name: str) -> LimitSpec | None
             r.error(_key_node(node, key), f"{key!r} needs 'ban_after'")
             ok = False
     if "ban" in kw and not _within_max(r, nodes["ban"], kw["ban"], bans):
+        ok = False
+    if name == "malformed" and kw.get("exceed") is Exceed.REJECT:
+        r.error(
+            nodes["exceed"],
+            "'exceed: reject' does not apply to 'malformed': past the limit garbage is never "
+            "answered (a reply would reflect a flood of spoofed packets)",
+        )
         ok = False
     if not ok:
         return None

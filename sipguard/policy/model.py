@@ -410,6 +410,13 @@ class Limits:
     invite: Annotated[LimitSpec | None, Meta("INVITE requests", key="INVITE")] = None
     options: Annotated[LimitSpec | None, Meta("OPTIONS requests", key="OPTIONS")] = None
     other: Annotated[LimitSpec | None, Meta("every other request method")] = None
+    malformed: Annotated[
+        LimitSpec | None,
+        Meta(
+            "messages that fail to parse, per source: past the limit they are dropped without "
+            "an answer, and `ban_after` bans the source (a garbage flood); `exceed` is always drop"
+        ),
+    ] = None
     global_: Annotated[
         LimitSpec | None, Meta("all requests from all sources together", key="global")
     ] = None

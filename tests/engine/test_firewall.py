@@ -214,3 +214,24 @@ def test_garbage_floods_get_a_bounded_number_of_answers() -> None:
     assert all(d.hop is None for d in answers[20:])
     trusted = [eng.handle(broken, pkt("192.0.2.200", 1000.0)) for _ in range(50)]
     assert all(d.verdict.action is Action.REJECT for d in trusted)  # trusted: never limited
+
+
+def test_a_source_sending_garbage_past_limits_malformed_is_silenced_then_banned() -> None:
+    eng = make_engine("limits:\n  malformed: {rate: 10/min, burst: 5, ban_after: 3, within: 1m}\n")
+    broken = request().replace(b"CSeq: 1 REGISTER", b"CSeq: 1 INVITE")  # method mismatch: 400
+    first = [eng.handle(broken, pkt("203.0.113.9", 1000.0)) for _ in range(5)]
+    assert all(d.verdict.action is Action.REJECT for d in first)  # within the burst: answered
+    over = [eng.handle(broken, pkt("203.0.113.9", 1000.0)) for _ in range(2)]
+    assert [(d.verdict.action, d.verdict.rule, d.hop) for d in over] == [
+        (Action.DROP, "limits.malformed", None)
+    ] * 2
+    banned = eng.handle(broken, pkt("203.0.113.9", 1000.0))  # the 3rd excess
+    assert banned.verdict.reason is Reason.BANNED
+    [ban] = bans(eng)
+    assert (ban.ip, ban.reason, ban.rule) == ("203.0.113.9", "rate_limited", "limits.malformed")
+    assert "3 unparseable messages over 10/60s" in ban.evidence
+    # the ban holds for valid messages too, and other sources are untouched
+    assert eng.handle(request(), pkt("203.0.113.9", 1001.0)).verdict.reason is Reason.BANNED
+    assert eng.handle(request(), pkt("198.51.100.7", 1001.0)).verdict.action is Action.FORWARD
+    trusted = [eng.handle(broken, pkt("192.0.2.200", 1000.0)) for _ in range(50)]
+    assert all(d.verdict.action is Action.REJECT for d in trusted)  # trusted: never limited
