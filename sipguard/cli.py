@@ -116,6 +116,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
     report.set_defaults(func=_report)
+    drill = verb(
+        "drill",
+        "attack the running sipguard on purpose, from loopback sources, and check that each "
+        "attack is stopped and alerted; exit 0 all stopped, 1 one got through, 2 cannot run",
+    )
+    drill.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        help="where to send the attacks (default: the policy's first udp listen address); "
+        "outside loopback only with --allow-target naming the same target",
+    )
+    drill.add_argument(
+        "--allow-target",
+        metavar="HOST:PORT",
+        help="allow this non-loopback target (one of this host's own addresses)",
+    )
+    drill.add_argument(
+        "--account",
+        metavar="NAME",
+        help="the account the brute force guesses passwords for: a test account of the PBX "
+        "(default: sipguard-drill, made up, so no real phone is ever locked out)",
+    )
+    drill.add_argument("--report", metavar="FILE", help="also write the report to FILE")
+    drill.add_argument(
+        "--format",
+        choices=["md", "json"],
+        help="format of --report (default: by its extension, else md); without --report, "
+        "json prints JSON instead of the table",
+    )
+    drill.add_argument(
+        "--no-store", action="store_true", help="do not record the run in the policy's store"
+    )
+    drill.set_defaults(func=_drill)
     return parser
 
 
@@ -246,3 +279,51 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("sipguard").error("%s", exc)
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from sipguard.drill import DEFAULT_ACCOUNT, DrillError, run_drill  # noqa: PLC0415
+
+    policy = _load(args.policy)
+    if policy is None:
+        return EXIT_INVALID
+    live = sys.stdout.isatty() and sys.stderr.isatty()
+
+    def progress(line: str) -> None:
+        if live:  # one line that updates itself; the table follows
+            print(f"\r\x1b[2K{line[:150]}", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    try:
+        report = asyncio.run(
+            run_drill(
+                policy,
+                target=args.target,
+                progress=progress,
+                store=not args.no_store,
+                allow_target=args.allow_target,
+                account=args.account or DEFAULT_ACCOUNT,
+            )
+        )
+    except DrillError as exc:
+        if live:
+            print(file=sys.stderr)
+        print(f"sipguard drill: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if live:
+        print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
+    if args.report is None and args.format == "json":
+        print(report.to_json())
+    else:
+        print(report.table())
+    if args.report is not None:
+        kind = args.format or ("json" if args.report.endswith(".json") else "md")
+        text = report.to_json() + "\n" if kind == "json" else report.to_markdown()
+        try:
+            Path(args.report).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            why = exc.strerror or exc
+            print(f"sipguard drill: cannot write {args.report}: {why}", file=sys.stderr)
+            return EXIT_FAILURE
+    return EXIT_OK if report.ok else EXIT_FAILURE

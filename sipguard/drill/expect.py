@@ -576,12 +576,12 @@ def _denied_country(
     if found is not None:
         ip, country, rule = found
         method = next(
-            m
-            for m in ("REGISTER", "INVITE", "OPTIONS")
-            if _deciding_rule(
-                policy, _message(policy, m, ip, user="100", ua=PHONE_UA), ip, country=country
-            )
-            is rule
+            (
+                m
+                for m in ("REGISTER", "INVITE", "OPTIONS")
+                if _decides(policy, m, ip, country, rule.name)
+            ),
+            "OPTIONS",
         )
         exp = _rule_expectation(replace(base, source=ip, method=method), rule, level)
         return replace(exp, expected=f"{exp.expected} (source {ip} is {country} by geo.overrides)")
@@ -609,6 +609,12 @@ def _denied_country(
         f"`{source}/32: CN`",
         extra={"override": f"{source}/32: CN"},
     )
+
+
+def _decides(policy: Policy, method: str, ip: str, country: str, name: str) -> bool:
+    msg = _message(policy, method, ip, user="100", ua=PHONE_UA)
+    rule = _deciding_rule(policy, msg, ip, country=country)
+    return rule is not None and rule.name == name
 
 
 def _malformed(

@@ -339,7 +339,9 @@ class DrillReport:
 
 
 def _secs(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}s"
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
 def _alert(r: AttackResult) -> str:

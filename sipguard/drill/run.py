@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sipguard.drill.attacks import run_attack
@@ -70,7 +71,7 @@ async def run_drill(
         say(f"{head} ...")
         fact = await _stage(exp, control, chosen)
         facts.append(fact)
-        verdict = judge(exp, fact, threshold)
+        verdict = judge(replace(exp, alert=False), fact, threshold)  # alerts: judged at the end
         say(f"{head} {_short(verdict.status, verdict.observed, fact.skip)}")
     run_sources = {f_exp.source for f_exp, f in zip(plan, facts, strict=True) if f.sent}
     wanted = {e.source for e, f in zip(plan, facts, strict=True) if f.sent and e.alert}
@@ -122,7 +123,7 @@ async def _stage(exp: Expectation, control: Control, target: Target) -> Facts:
 def _short(status: str, observed: str, skip: str) -> str:
     if skip:
         return f"skipped: {skip}"
-    return f"{'stopped' if status == 'passed' else status}: {observed}"
+    return f"{'done' if status == 'passed' else 'FAILED'}: {observed}"
 
 
 async def _record(policy: Policy, report: DrillReport) -> int:

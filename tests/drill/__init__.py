@@ -1,0 +1,1 @@
+"""Tests of `sipguard drill` (sipguard/drill/)."""
