@@ -110,7 +110,6 @@ class ControlServer:
             return {"ok": True, **self._status(now)}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
-
     def _status(self, now: float) -> dict[str, Any]:
         """Read-only: the policy in force, the engine's counts and the message counters (what
         `sipguard drill` compares before and after an attack). Keys are bounded by the code and
