@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import attack, calls, firewall, plot
+from bench import attack, callflow, calls, firewall, monitoring, plot
 from bench import kamailio as kam
 
 SCENARIOS = (
@@ -40,13 +40,17 @@ SCENARIOS = (
     "attack",
     "parse",
     "firewall",
+    "callflow",
+    "monitoring",
     "profile",
     "profile-py-spy",
 )
-DEFAULT = ("throughput", "latency", "attack", "parse", "firewall")
+DEFAULT = ("throughput", "latency", "attack", "parse", "firewall", "callflow")
 ALIASES = {"calls": ("throughput", "latency"), "all": SCENARIOS}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-CALL_SCENARIOS = frozenset({"throughput", "latency", "attack", "profile", "profile-py-spy"})
+CALL_SCENARIOS = frozenset(
+    {"throughput", "latency", "attack", "monitoring", "profile", "profile-py-spy"}
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sources, bans = (100_000, 10_000) if args.quick else (1_000_000, 100_000)
                 report["scenarios"]["firewall"] = firewall.main(sources, bans)
                 continue
+            if name == "callflow":
+                report["scenarios"]["callflow"] = callflow.main(1_000 if args.quick else 5_000)
+                continue
             assert sipp is not None
             bench = calls.Bench(work_root / name, sipp, kamailio=kamailio)
             if name == "throughput":
@@ -112,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if mode in config.attack_targets and (kamailio or mode != "kamailio")
                 )
                 report["scenarios"][name] = attack.attack(bench, config, targets)
+            elif name == "monitoring":
+                report["scenarios"][name] = monitoring.monitoring(bench, config, quick=args.quick)
             elif name == "profile":
                 stem = results_dir / f"{stamp}-sipguard"
                 report["scenarios"][name] = calls.profile(bench, config, stem)
@@ -356,6 +365,13 @@ def render(report: dict[str, Any]) -> str:
     if fw is not None:
         out += ["### Firewall decisions and memory (bench/firewall.py)", ""]
         out += _dict_table(fw)
+    flow = scenarios.get("callflow")
+    if flow is not None:
+        out += ["### The engine's cost of a whole call (bench/callflow.py, in-process)", ""]
+        out += _dict_table(flow)
+    mon = scenarios.get("monitoring")
+    if mon is not None:
+        out += [*monitoring.markdown(mon), ""]
     return "\n".join(out)
 
 

@@ -755,8 +755,10 @@ class Bench:
         *,
         profile_to: Path | None = None,
         launcher: Sequence[str] = (),
+        policy: Path | None = None,
     ) -> Iterator[Proxy]:
-        """The proxy of ``mode`` in front of the UAS port, started here, stopped by its PID."""
+        """The proxy of ``mode`` in front of the UAS port, started here, stopped by its PID.
+        ``policy`` replaces the policy the sipguard modes write for themselves."""
         self._started += 1
         proc: Proxy
         if mode == "kamailio":
@@ -766,7 +768,8 @@ class Bench:
             if mode == "guarded":
                 argv = sipguard_argv(self.policy(name), profile_to=profile_to, launcher=launcher)
             elif mode == "guarded-full":
-                argv = sipguard_argv(self.full_policy(f"full-{name}"), profile_to=profile_to)
+                chosen = policy or self.full_policy(f"full-{name}")
+                argv = sipguard_argv(chosen, profile_to=profile_to)
             else:
                 argv = [
                     sys.executable,
