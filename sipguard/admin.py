@@ -9,6 +9,7 @@ import asyncio
 import getpass
 import ipaddress
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -16,10 +17,11 @@ from typing import Any
 
 from sipguard.core.netset import SourceKeys
 from sipguard.engine.effects import BanIssued, BanLifted
+from sipguard.engine.engine import manual_ban_event, manual_unban_event
 from sipguard.io import control
 from sipguard.io.geoip import GeoDatabaseError, describe_ips
 from sipguard.policy import Policy, format_duration
-from sipguard.store import Store
+from sipguard.store import Storable, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,12 @@ class Answer:
 
 
 def actor() -> str:
+    """`cli:USER` for the audit trail; under sudo the user who ran sudo (SUDO_USER), since the
+    account it runs as is usually sipguard's own. The running sipguard adds the account the
+    kernel saw when it differs."""
+    sudo = os.environ.get("SUDO_USER", "").strip()
+    if sudo:
+        return f"cli:{sudo}"
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -72,13 +80,16 @@ def ban(policy: Policy, ip: str, seconds: float | None, reason: str) -> Answer:
     return Answer(True, f"banned {info['ip']} until {_when(info['until'])} (applied)", info)
 
 
-def unban(policy: Policy, ip: str) -> Answer:
+def unban(policy: Policy, ip: str, reason: str = "") -> Answer:
     who = actor()
+    payload = {"op": "unban", "ip": ip, "actor": who, "reason": reason}
     try:
-        reply = control.request(policy.control_path, {"op": "unban", "ip": ip, "actor": who})
+        reply = control.request(policy.control_path, payload)
     except control.ControlUnavailable:
         key = SourceKeys(policy.limits.ipv6_prefix)(ip)
-        asyncio.run(_store_write(policy.storage_path, [BanLifted(key, time.time(), "manual", who)]))
+        why = f"manual: {reason[:200]}" if reason else "manual"
+        lifted = BanLifted(key, time.time(), why, who)
+        asyncio.run(_store_write(policy.storage_path, [lifted, manual_unban_event(lifted)]))
         return Answer(True, f"unbanned {ip} in the store (sipguard is not running)")
     if not reply.get("ok"):
         return Answer(False, str(reply.get("error", "refused")))
@@ -131,7 +142,7 @@ def _ban_offline(policy: Policy, ip: str, seconds: float | None, reason: str, wh
     until = now + (seconds if seconds is not None else policy.bans.default)
     key = SourceKeys(policy.limits.ipv6_prefix)(str(address))
     issued = BanIssued(key, now, until, "manual", "", reason[:200], 1, who)
-    asyncio.run(_store_write(policy.storage_path, [issued]))
+    asyncio.run(_store_write(policy.storage_path, [issued, manual_ban_event(issued)]))
     return Answer(True, f"banned {key} until {_when(until)} in the store (sipguard is not running)")
 
 
@@ -145,7 +156,7 @@ async def _store_events(path: str, since: float) -> list[Any]:
         return await store.events(since, limit=10_000)
 
 
-async def _store_write(path: str, batch: list[BanIssued | BanLifted]) -> None:
+async def _store_write(path: str, batch: list[Storable]) -> None:
     async with await Store.open(path) as store:
         await store.write(batch)
 

@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     ban.set_defaults(func=_ban)
     unban = verb("unban", "lift the ban of an address")
     unban.add_argument("ip")
+    unban.add_argument("--reason", default="", help="why, for the record")
     unban.set_defaults(func=_unban)
     events = verb("events", "list recorded events")
     events.add_argument("--since", default="1h", help="how far back, e.g. 15m, 1h, 7d (default 1h)")
@@ -207,7 +208,7 @@ def _ban(args: argparse.Namespace) -> int:
 
 
 def _unban(args: argparse.Namespace) -> int:
-    return _admin(args, lambda p: admin.unban(p, args.ip))
+    return _admin(args, lambda p: admin.unban(p, args.ip, args.reason))
 
 
 def _events(args: argparse.Namespace) -> int:

@@ -465,13 +465,18 @@ class Engine:
         )
         self._stat_bans["manual"] += 1
         self.effects.append(issued)
+        self.effects.append(manual_ban_event(issued, self._geo(ip)))
         return issued
 
-    def unban(self, ip: str, now: float, actor: str) -> BanLifted | None:
-        key = self._policy.source_key(ip) if parse_ip(ip) is not None else ip
-        lifted = self._bans.lift(key, now, "manual", actor)
+    def unban(self, ip: str, now: float, actor: str, reason: str = "") -> BanLifted | None:
+        """Lift a ban by hand (`sipguard unban`); None when the address was not banned."""
+        address = parse_ip(ip) is not None
+        key = self._policy.source_key(ip) if address else ip
+        why = f"manual: {reason}"[:DETAIL_LIMIT] if reason else "manual"
+        lifted = self._bans.lift(key, now, why, actor)
         if lifted is not None:
             self.effects.append(lifted)
+            self.effects.append(manual_unban_event(lifted, self._geo(ip) if address else None))
             for limit in self._policy.limits.values():
                 limit.buckets.forget(key)
         return lifted
@@ -674,6 +679,44 @@ class Engine:
         if reply is None:
             return Decision(DROP_MALFORMED)
         return Decision(REJECT_MALFORMED, reply, reply_hop(pkt))
+
+
+def manual_ban_event(ban: BanIssued, country: str | None = None) -> SecurityEvent:
+    """The audit record of a ban by hand: who, until when, why (also written by `sipguard ban`
+    while sipguard is stopped)."""
+    detail = f"manual: banned until {ban.until:.0f} by {ban.actor}"
+    if ban.evidence:
+        detail += f": {ban.evidence}"
+    return SecurityEvent(
+        ban.issued_at,
+        "ban",
+        Severity.NOTICE,
+        ban.ip,
+        0,
+        country,
+        None,
+        None,
+        "manual",
+        detail[:DETAIL_LIMIT],
+    )
+
+
+def manual_unban_event(lifted: BanLifted, country: str | None = None) -> SecurityEvent:
+    """The audit record of a ban lifted by hand: who, and why when they said."""
+    why = lifted.why.removeprefix("manual").removeprefix(": ")
+    detail = f"manual: lifted by {lifted.actor}" + (f": {why}" if why else "")
+    return SecurityEvent(
+        lifted.at,
+        "unban",
+        Severity.NOTICE,
+        lifted.ip,
+        0,
+        country,
+        None,
+        None,
+        "manual",
+        detail[:DETAIL_LIMIT],
+    )
 
 
 def _answerable(msg: SipRequest | SipResponse) -> bool:

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
 import socket
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,7 @@ class ControlServer:
         try:
             line = await asyncio.wait_for(reader.readline(), CLIENT_TIMEOUT)
             try:
-                answer = self.handle(json.loads(line))
+                answer = self.handle(json.loads(line), peer=_peer_user(writer))
             except (ValueError, TypeError, KeyError) as exc:
                 answer = {"ok": False, "error": f"bad request: {exc}"}
             writer.write(json.dumps(answer).encode() + b"\n")
@@ -85,10 +87,12 @@ class ControlServer:
         finally:
             writer.close()
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, request: dict[str, Any], peer: str | None = None) -> dict[str, Any]:
+        """One request. `peer`: the user the kernel says sent it (the socket's peer credentials);
+        the audit trail records it next to the actor the client named when they differ."""
         op = request["op"]
         now = self._clock()
-        actor = str(request.get("actor", "cli"))[:64]
+        actor = _actor(str(request.get("actor", "cli"))[:64], peer)
         if op == "ban":
             seconds = request.get("seconds")
             result = self._engine.ban(
@@ -102,7 +106,8 @@ class ControlServer:
                 return {"ok": False, "error": result}
             return {"ok": True, "ban": ban_to_json(result)}
         if op == "unban":
-            lifted = self._engine.unban(str(request["ip"]), now, actor)
+            reason = str(request.get("reason", ""))[:200]
+            lifted = self._engine.unban(str(request["ip"]), now, actor, reason)
             return {"ok": True, "lifted": lifted is not None}
         if op == "bans":
             return {"ok": True, "bans": [ban_to_json(b) for b in self._engine.active_bans(now)]}
@@ -146,6 +151,33 @@ def request(path: str, payload: dict[str, Any], timeout: float = CLIENT_TIMEOUT)
             chunks.append(chunk)
     answer: dict[str, Any] = json.loads(b"".join(chunks) or b"{}")
     return answer
+
+
+def _actor(claimed: str, peer: str | None) -> str:
+    """Who did it, for the audit trail: what the client said ("cli:alice", the user behind sudo
+    included), with the account the kernel vouches for when that is another ("cli:alice (as
+    sipguard)")."""
+    if peer is None or claimed == peer or claimed.endswith(":" + peer):
+        return claimed
+    return f"{claimed} (as {peer})"
+
+
+def _peer_user(writer: asyncio.StreamWriter) -> str | None:
+    """The user name (or `uid N`) of the process at the other end of a Unix socket; None where
+    the platform cannot say."""
+    sock = writer.get_extra_info("socket")
+    option = getattr(socket, "SO_PEERCRED", None)
+    if sock is None or option is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _clear_the_way(path: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -17,10 +16,13 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from sipguard.policy import Policy, PolicyError, load_policy_file
+from sipguard.policy.diff import policy_changes
+from sipguard.policy.model import yaml_keys
 
 log = logging.getLogger("sipguard.reload")
 
 WATCH_INTERVAL = 1.0  # seconds between stat() calls on the policy file
+SUMMARY_LIMIT = 2000  # characters of a reload's summary in the audit trail
 RESTART_ONLY = (
     "listen",
     "upstream",
@@ -117,22 +119,32 @@ class PolicyReloader(Generic[Prepared]):
         return outcome
 
 
-def describe_changes(old: Policy, new: Policy) -> str:
-    """Which sections changed, for the audit trail; sections that only a restart applies are
-    named."""
-    changed = [
-        f.name
-        for f in dataclasses.fields(Policy)
-        if f.name not in ("source_path", "source_sha256")
-        and getattr(old, f.name) != getattr(new, f.name)
-    ]
-    if not changed:
+def describe_changes(old: Policy, new: Policy, limit: int = SUMMARY_LIMIT) -> str:
+    """What changed, for the audit trail, key by key in YAML terms (`limits.INVITE.rate: 30/min
+    -> 60/min`, `rules: added deny-cn`); sections that only a restart applies are named. At most
+    `limit` characters (the number of further changes is said)."""
+    changes = policy_changes(old, new)
+    if not changes:
         return "no change"
-    restart = [name for name in changed if name in RESTART_ONLY]
-    text = "changed: " + ", ".join(changed)
+    restart = list(dict.fromkeys(c.section for c in changes if c.section in RESTART_ONLY))
+    tail = ""
     if restart:
-        text += " (" + ", ".join(restart) + " take effect at the next restart)"
-    return text
+        names = ", ".join(yaml_key(Policy, name) for name in restart)
+        tail = f" ({names} take effect at the next restart)"
+    shown: list[str] = []
+    room = limit - len("changed: ") - len(tail)
+    for n, change in enumerate(changes):
+        more = f"; and {len(changes) - n} more"
+        if len("; ".join([*shown, change.text])) + len(more) > room and shown:
+            shown.append(f"and {len(changes) - n} more")
+            break
+        shown.append(change.text)
+    return "changed: " + "; ".join(shown) + tail
+
+
+def yaml_key(cls: type[Policy], name: str) -> str:
+    """The YAML spelling of a field name (`storage_path` is `storage`)."""
+    return next((key for key, field in yaml_keys(cls).items() if field == name), name)
 
 
 def _stamp(path: str) -> tuple[float, int, int] | None:

@@ -19,21 +19,31 @@ class Dimension(StrEnum):
     """What a rollup row counts. The key's meaning is given per dimension."""
 
     # messages that came in, key "<side>:<METHOD>" for requests and "<side>:response" for answers,
-    # side being "outside" or "inside" (the PBX); every message, whatever became of it
+    # side being "outside" or "inside" (the PBX); every message, whatever became of it. METHOD is
+    # a method name (INVITE, ...; OTHER for methods sipguard does not know); "<side>:unparsed"
+    # counts messages with no method to name: a banned source's (dropped before parsing) and
+    # those that did not parse. Written by sipguard.services.rollups from Counters.messages.
     MESSAGES = "messages"
-    # answers forwarded toward the phones and trunks, key the class "1xx" .. "6xx"
+    # the PBX's answers forwarded toward the phones and trunks, key the class "1xx" .. "6xx"
+    # (sipguard's own error answers are not here: they are REJECTS)
     RESPONSES = "responses"
-    # requests from outside by the source's country, key ISO 3166-1 alpha-2 or "??" (unknown)
+    # requests from outside by the source's country, key ISO 3166-1 alpha-2 or "??" (unknown);
+    # every request that parsed, trusted or not, refused or not (a banned source's messages are
+    # dropped before parsing and its country looked up: they are in DROPS "banned" only)
     COUNTRIES = "countries"
     # messages dropped, key the reason (banned, rate_limited, rule, malformed, ...)
     DROPS = "drops"
     # messages answered with an error by sipguard itself, key the reason
     REJECTS = "rejects"
-    # successful registrations (a 2xx to a REGISTER from outside), key ""
+    # successful registrations (a 2xx to a REGISTER from outside, refreshes and de-registrations
+    # included), key ""
     REGISTRATIONS = "registrations"
-    # calls answered (a 2xx to an initial INVITE), key ""
+    # calls answered (a 2xx to an initial INVITE, in either direction; counted once however many
+    # times the 2xx is retransmitted), key ""
     CALLS = "calls"
-    # call minutes in progress during the minute (the integral of active calls), key ""
+    # minutes of answered calls in progress during the minute (the integral of the number of
+    # answered calls over the minute: two calls up all minute give 2.0; ringing does not count),
+    # key ""
     CALL_MINUTES = "call_minutes"
     # 401/403/407 answers to requests with credentials from untrusted sources, key ""
     AUTH_FAILURES = "auth_failures"
