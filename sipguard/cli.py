@@ -65,6 +65,23 @@ def _parser() -> argparse.ArgumentParser:
         "check", "validate a policy without running; exit 0 if valid, 2 with file:line:col errors"
     )
     check.set_defaults(func=_check)
+    demo = verbs.add_parser(
+        "demo",
+        help="try sipguard without a PBX: a toy PBX, sipguard in front, phones and attackers",
+        description="Self-contained: a toy PBX (demo only), sipguard in front of it with a demo "
+        "policy, a few phones making calls and the drill's attackers, all on loopback; a live "
+        "summary, then the drill table and an HTML report. Exit 0 when the drill passed.",
+    )
+    demo.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="keep the demo's files (policy, store, alerts, log, HTML report) in DIR, a new or "
+        "empty directory (default: a temporary one, removed at the end)",
+    )
+    demo.add_argument(
+        "--no-color", action="store_true", help="no colours (also when $NO_COLOR is set)"
+    )
+    demo.set_defaults(func=_demo)
 
     bans = verb("bans", "list active bans (of the running sipguard, else from its store)")
     bans.add_argument("--json", action="store_true", help="print JSON")
@@ -171,6 +188,12 @@ def _check(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     print(f"{args.policy}: ok")
     return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sipguard.demo.run import main as demo  # noqa: PLC0415  (keeps the other verbs light)
+
+    return demo(args.keep, no_color=args.no_color)
 
 
 def _admin(args: argparse.Namespace, work: Callable[[Policy], admin.Answer]) -> int:
