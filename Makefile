@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 POLICY ?= policies/default.yaml
 
-.PHONY: install run test test-fast lint fmt type imports check bench check-policy clean
+.PHONY: install run demo test test-fast lint fmt type imports check bench check-policy clean
 
 install: $(STAMP)            ## editable install with the dev tools into .venv
 
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)                ## run sipguard in the foreground on the embedded default policy
 	$(BIN)/sipguard run -c $(POLICY)
+
+demo: $(STAMP)               ## try it without a PBX: toy PBX, sipguard, phones and attackers, all on loopback
+	$(BIN)/sipguard demo
 
 test: $(STAMP)               ## the whole suite (peer tests skip unless sipp/kamailio exist, fail with SIPGUARD_REQUIRE_PEERS=1)
 	$(BIN)/python -m pytest
