@@ -27,7 +27,7 @@ class Snapshot:
     elapsed: float
     to_pbx: int  # messages from outside that sipguard forwarded to the PBX
     to_phones: int  # messages from the PBX that sipguard forwarded outward
-    blocked: dict[str, int]  # messages from outside not forwarded, by reason
+    blocked: dict[str, int]  # messages not forwarded (dropped, or answered by sipguard), by reason
     bans_issued: dict[str, int]  # by reason
     bans_active: int
     alerts: int  # lines in the alerts file
@@ -57,13 +57,12 @@ def take_snapshot(
     to_pbx = to_phones = 0
     blocked: Counter[str] = Counter()
     for (side, _kind, action, reason), n in list(counters.messages.items()):
-        if action == _FORWARD:
-            if side == "outside":
-                to_pbx += n
-            else:
-                to_phones += n
+        if action != _FORWARD:
+            blocked[reason] += n  # dropped or answered by sipguard itself, either side
         elif side == "outside":
-            blocked[reason] += n
+            to_pbx += n
+        else:
+            to_phones += n
     stats = engine.stats()
     return Snapshot(
         elapsed=elapsed,
@@ -138,6 +137,7 @@ class LiveView:
     color: bool
     _drawn: int = 0
     _last_plain: tuple[object, ...] | None = None
+    _last: Snapshot | None = None  # the block on screen (tty)
     _style: _Style = field(init=False)
 
     def __post_init__(self) -> None:
@@ -151,10 +151,12 @@ class LiveView:
         self._erase()
         self.out.write(line + "\n")
         self.out.flush()
-        self._drawn = 0
+        if self._last is not None:  # the block stays below the notes, on screen all the time
+            self.show(self._last)
 
     def show(self, snap: Snapshot) -> None:
         if self.tty:
+            self._last = snap
             self._erase()
             lines = self.block(snap)
             self.out.write("\n".join(lines) + "\n")
@@ -177,6 +179,7 @@ class LiveView:
     def finish(self) -> None:
         """Leave the last block on screen; later output goes below it."""
         self._drawn = 0
+        self._last = None
 
     def plain(self, snap: Snapshot) -> str:
         blocked = format_counts(snap.blocked)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -225,3 +227,39 @@ def test_the_rendered_policy_loads_and_puts_now_in_quiet_hours(hour: int) -> Non
     start, end = quiet.start, quiet.end
     inside = start <= local < end if start < end else (local >= start or local < end)
     assert inside, (start, end, local)
+
+
+def test_ctrl_c_stops_everything_and_removes_the_work_directory(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sipguard", "demo", "--no-color"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout or ():
+            lines.put(line)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    seen: list[str] = []
+    deadline = time.monotonic() + DEMO_TIMEOUT
+    try:
+        while not any("drill  [ 2/12]" in line for line in seen):  # the attack is under way
+            seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # only the session this test started
+            proc.wait()
+        reader.join(10)
+    assert session_members(proc.pid) == []
+    assert list(scratch.iterdir()) == []
+    assert any("interrupted" in line for line in [*seen, *lines.queue])
