@@ -47,6 +47,8 @@ __all__ = [
     "summarise",
 ]
 
+MINUTE: Final = 60
+MINUTELY_UP_TO: Final = 3 * 3600  # a short period (a test, a demo) is shown per minute
 HOUR: Final = 3600
 DAY: Final = 86400
 HOURLY_UP_TO: Final = 7 * DAY  # longer periods are shown per day
@@ -70,9 +72,11 @@ SYSTEM_KINDS: Final = frozenset({"policy_reload", "geo_stale"})  # not about a s
 
 
 def bucket_seconds(since: float, until: float) -> int:
-    """Hours for up to a week, else days (several when the period is long): the series stays
-    within `MAX_BUCKETS` steps."""
+    """Minutes for up to three hours, hours for up to a week, else days (several when the period
+    is long): the series stays within `MAX_BUCKETS` steps."""
     span = max(0.0, until - since)
+    if span <= MINUTELY_UP_TO:
+        return MINUTE
     if span <= HOURLY_UP_TO:
         return HOUR
     return DAY * max(1, math.ceil(span / DAY / (MAX_BUCKETS - 1)))
@@ -200,17 +204,16 @@ def _counts(
 
 def _traffic(tally: RollupTally) -> Traffic:
     messages = tally.dimension(Dimension.MESSAGES)
-    outside = {
-        k: v for k, v in messages.items() if k.startswith("outside:") and k != "outside:response"
-    }
+    outside = {k: v for k, v in messages.items() if k.startswith("outside:")}
+    requests = {k: v for k, v in outside.items() if k != "outside:response"}
     inside = sum(v for k, v in messages.items() if k.startswith("inside:"))
     return Traffic(
         recorded=tally.minutes > 0,
         minutes=tally.minutes,
         messages=round(sum(messages.values())),
-        outside_requests=round(sum(outside.values())),
+        outside_messages=round(sum(outside.values())),
         inside_messages=round(inside),
-        by_method=_counts({k.split(":", 1)[1]: v for k, v in outside.items()}),
+        by_method=_counts({k.split(":", 1)[1]: v for k, v in requests.items()}),
         responses=tuple(sorted(_counts(tally.dimension(Dimension.RESPONSES)), key=lambda c: c.key)),
         countries=_counts(tally.dimension(Dimension.COUNTRIES), TOP),
         dropped=round(tally.total(Dimension.DROPS)),
@@ -418,12 +421,14 @@ def drill_results(text: str) -> tuple[list[DrillResult], str]:
         if not isinstance(item, dict):
             continue
         passed = item.get("passed")
+        status = item.get("status")
         out.append(
             DrillResult(
                 attack=_field(item.get("attack", item.get("name"))),
                 expected=_field(item.get("expected")),
                 observed=_field(item.get("observed")),
                 passed=passed if isinstance(passed, bool) else None,
+                status=_field(status) if isinstance(status, str) else "",
             )
         )
     return out, "" if out or not data else "the drill's results hold no attack objects"

@@ -86,6 +86,8 @@ def _tick(epoch: float, seconds: int) -> str:
 
 
 def _step(seconds: int) -> str:
+    if seconds == 60:
+        return "minute"
     if seconds == 3600:
         return "hour"
     if seconds == 86400:
@@ -189,7 +191,7 @@ def _traffic(report: Report) -> Section:
         ("Measure", "Count"),
         (
             ("Messages in (both sides)", number(t.messages)),
-            ("Requests from outside", number(t.outside_requests)),
+            ("Messages from outside", number(t.outside_messages)),
             ("Messages from the PBX", number(t.inside_messages)),
             ("Dropped", number(t.dropped)),
             ("Rejected with an error", number(t.rejected)),
@@ -205,6 +207,9 @@ def _traffic(report: Report) -> Section:
         ("Method", "Requests from outside"),
         tuple((c.key, number(c.value)) for c in t.by_method),
         frozenset({1}),
+        "unparsed: messages of banned sources (dropped before parsing) and malformed ones."
+        if any(c.key == "unparsed" for c in t.by_method)
+        else "",
     )
     responses = Table(
         ("Answer class", "Answers forwarded"),
@@ -471,6 +476,14 @@ def _geo(report: Report) -> Section:
     )
 
 
+def _result(status: str, passed: bool | None) -> str:
+    if status == "skipped":
+        return "skipped"
+    if passed is None:
+        return status or "?"
+    return "pass" if passed else "FAIL"
+
+
 def _drills(report: Report) -> Section:
     listing = report.drills
     if not listing.items:
@@ -497,7 +510,7 @@ def _drills(report: Report) -> Section:
                 r.attack or "?",
                 r.expected,
                 r.observed,
-                "pass" if r.passed else "FAIL" if r.passed is False else "?",
+                _result(r.status, r.passed),
             )
             for r in d.results.items
         )

@@ -58,9 +58,9 @@ class Traffic:
     recorded: bool
     minutes: int  # minutes of the period with at least one rollup row
     messages: int  # every message that came in, both sides
-    outside_requests: int
+    outside_messages: int  # from phones and trunks (requests, answers, unparsed)
     inside_messages: int  # from the PBX (requests and answers)
-    by_method: tuple[Count, ...]  # requests from outside, by method
+    by_method: tuple[Count, ...]  # requests from outside by method ("unparsed": banned, malformed)
     responses: tuple[Count, ...]  # answers forwarded, by class ("2xx")
     countries: tuple[Count, ...]  # requests from outside by source country (top N)
     dropped: int
@@ -199,6 +199,7 @@ class DrillResult:
     expected: str
     observed: str
     passed: bool | None  # None: the run did not say
+    status: str = ""  # "passed", "failed", "skipped" when the run says, else "" (see passed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,7 @@ DRILL_RESULTS: Final = [
     {"attack": "register-flood", "expected": "ban", "observed": "banned after 10", "passed": True},
     {"attack": "svcrack", "expected": "ban", "observed": HOSTILE_DETAIL, "passed": False},
     {"attack": {"odd": 1}, "expected": None, "observed": "?"},
+    {"attack": "svwar", "expected": "ban", "observed": "", "passed": False, "status": "skipped"},
     "not an object",
 ]
 
