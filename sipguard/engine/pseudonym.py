@@ -47,6 +47,9 @@ MIN_KEY_BYTES = 16
 ELLIPSIS = "\u2026"
 _CACHE_SIZE = 10_000  # numbers remembered (a dict cleared when full: bounded, cheap)
 
+# events sipguard writes about itself: hashes and versions, never a phone number
+_NO_NUMBERS = frozenset({"policy_reload", "geo_stale"})
+
 _CODES = frozenset(str(code) for code in COUNTRY_CODE_TO_REGION_CODE)
 
 _TOKEN = re.compile(
@@ -86,6 +89,8 @@ class Pseudonymiser:
         return _TOKEN.sub(self._replace, text)
 
     def event(self, event: SecurityEvent) -> SecurityEvent:
+        if event.kind in _NO_NUMBERS:
+            return event
         account = None if event.account is None else self.text(event.account)
         detail = self.text(event.detail)
         if account == event.account and detail == event.detail:

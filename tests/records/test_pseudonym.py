@@ -109,3 +109,10 @@ def test_events_and_ban_evidence_are_pseudonymised_and_logins_are_not() -> None:
     assert "0201234567" not in stored_ban.evidence
     assert stored.account in stored_ban.evidence  # one number, one pseudonym everywhere
     assert stored_login is login  # the unusual-login check reads account names back
+
+
+def test_sipguards_own_events_keep_their_hashes() -> None:
+    reload = SecurityEvent(
+        1.0, "policy_reload", Severity.INFO, rule="start", detail="sha256 1234567890ab"
+    )
+    assert P.event(reload) is reload
