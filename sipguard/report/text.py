@@ -11,11 +11,11 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
+from sipguard.core.text import clean
+
 __all__ = ["CELL_LIMIT", "esc_html", "esc_md", "number", "visible", "when"]
 
 CELL_LIMIT: Final = 300  # characters of one shown field
-_CUT: Final = "..."
-_SHORT: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Markdown that could turn text inside a line into markup: emphasis, code, links and images,
 # table cells, strikethrough. A backslash in front makes each one literal (CommonMark 2.4); raw
 # HTML and entities are written as entities. Line-start markup (headings, lists) cannot occur:
@@ -25,31 +25,9 @@ _MD_SPECIAL: Final = re.compile(r"([\\`*_\[\]|~])")
 
 def visible(text: str | None, limit: int = CELL_LIMIT) -> str:
     """`text` with every non-printable character written as an escape (`\\n`, `\\x1b`,
-    `\\u202e`) and cut to `limit` characters (ending in `...`)."""
-    if not text:
-        return ""
-    out: list[str] = []
-    size = 0
-    for ch in text:
-        if ch.isprintable():
-            piece = ch
-        elif ch in _SHORT:
-            piece = _SHORT[ch]
-        elif ord(ch) < 0x100:
-            piece = f"\\x{ord(ch):02x}"
-        elif ord(ch) < 0x10000:
-            piece = f"\\u{ord(ch):04x}"
-        else:
-            piece = f"\\U{ord(ch):08x}"
-        out.append(piece)
-        size += len(piece)
-        if size > limit:
-            break
-    if size <= limit:
-        return "".join(out)
-    while out and size > limit - len(_CUT):
-        size -= len(out.pop())
-    return "".join(out) + _CUT
+    `\\u202e`) and cut to `limit` characters (ending in `...`): the same rule as logs and
+    alerts."""
+    return clean(text, limit)
 
 
 def esc_html(text: str | None, limit: int = CELL_LIMIT) -> str:
