@@ -14,6 +14,7 @@ from sipguard.drill.catalogue import ATTACKS, DEFAULT_ACCOUNT
 from sipguard.drill.checks import deployment_checks
 from sipguard.drill.expect import (
     Expectation,
+    Outcome,
     alert_threshold,
     avoid_networks,
     country_source,
@@ -71,6 +72,9 @@ async def run_drill(
         say(f"{head} ...")
         fact = await _stage(exp, control, chosen)
         facts.append(fact)
+        if exp.outcome is Outcome.ALERT:  # an alert-only attack is judged once events are in
+            say(f"{head} sent {fact.sent}: its alert is checked at the end")
+            continue
         verdict = judge(replace(exp, alert=False), fact, threshold)  # alerts: judged at the end
         say(f"{head} {_short(verdict.status, verdict.observed, fact.skip)}")
     run_sources = {f_exp.source for f_exp, f in zip(plan, facts, strict=True) if f.sent}
