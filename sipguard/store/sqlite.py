@@ -367,12 +367,7 @@ class Store:
                 runs.append((sql, [row]))
         if not events and not runs:
             return
-        async with self._lock:
-            try:
-                db = self._conn()
-                await self._transaction(db, [(_INSERT_EVENT, events), *runs])
-            except _DB_ERRORS as exc:
-                raise _wrap(f"{self._path}: writing {len(batch)} effects failed", exc) from exc
+        await self._write(f"writing {len(batch)} effects", [(_INSERT_EVENT, events), *runs])
 
     async def record_reload(
         self,
@@ -385,14 +380,8 @@ class Store:
         summary: str,
     ) -> None:
         """Append one policy reload to the audit trail (`outcome` is "ok" or "failed")."""
-        async with self._lock:
-            try:
-                db = self._conn()
-                await self._transaction(
-                    db, [(_INSERT_RELOAD, [(at, actor, path, sha256, outcome, summary)])]
-                )
-            except _DB_ERRORS as exc:
-                raise _wrap(f"{self._path}: recording a policy reload failed", exc) from exc
+        row = (at, actor, path, sha256, outcome, summary)
+        await self._write("recording a policy reload", [(_INSERT_RELOAD, [row])])
 
     async def write_rollups(self, rows: Sequence[RollupRow]) -> None:
         """Add `rows` to the per-minute record in one transaction (a row for a minute and key
@@ -400,11 +389,7 @@ class Store:
         if not rows:
             return
         params = [(r.minute, r.dimension.value, r.key, r.value) for r in rows]
-        async with self._lock:
-            try:
-                await self._transaction(self._conn(), [(_UPSERT_ROLLUP, params)])
-            except _DB_ERRORS as exc:
-                raise _wrap(f"{self._path}: writing {len(rows)} rollups failed", exc) from exc
+        await self._write(f"writing {len(rows)} rollups", [(_UPSERT_ROLLUP, params)])
 
     async def record_drill(
         self,
@@ -464,6 +449,14 @@ class Store:
             total += deleted
             if deleted == 0 or (what == "events" and deleted < chunk):
                 return total
+
+    async def _write(self, what: str, work: list[_Work]) -> None:
+        """`work` in one transaction under the lock; one StoreError naming `what` on failure."""
+        async with self._lock:
+            try:
+                await self._transaction(self._conn(), work)
+            except _DB_ERRORS as exc:
+                raise _wrap(f"{self._path}: {what} failed", exc) from exc
 
     async def _transaction(self, db: aiosqlite.Connection, work: list[_Work]) -> None:
         """`BEGIN IMMEDIATE` (take the write lock first, so `busy_timeout` applies), run, commit;
