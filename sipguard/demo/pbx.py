@@ -42,7 +42,7 @@ from sipguard.core.sip import (
     parse_message,
     parse_uri,
 )
-from sipguard.demo.digest import DigestResponse, challenge, verify
+from sipguard.core.sip.digest import DigestResponse, challenge, verify
 
 __all__ = ["DEMO_ACCOUNTS", "REALM", "PbxStats", "ToyPbx"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import asyncio_dgram
 
 from sipguard.core.sip import Hdr, SipParseError, SipResponse, parse_message
-from sipguard.demo.digest import authorization, parse_challenge
+from sipguard.core.sip.digest import authorization, parse_challenge
 
 __all__ = ["CallResult", "Phone", "PhoneError"]
 

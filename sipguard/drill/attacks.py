@@ -11,13 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sipguard.core.sip import Hdr
+from sipguard.core.sip.digest import authorization, parse_challenge
 from sipguard.drill.expect import Expectation
-from sipguard.drill.sipmsg import (
-    build_request,
-    challenge_params,
-    digest_authorization,
-    malformed_messages,
-)
+from sipguard.drill.sipmsg import build_request, malformed_messages
 from sipguard.drill.target import Target
 from sipguard.drill.ua import Attacker, BudgetSpent
 
@@ -162,19 +158,22 @@ async def _brute(ua: Attacker, exp: Expectation, raw: Raw) -> None:
         return
     header = Hdr.WWW_AUTHENTICATE if answer.status == 401 else Hdr.PROXY_AUTHENTICATE
     auth_name = "Authorization" if answer.status == 401 else "Proxy-Authorization"
-    challenge = challenge_params(answer.response.get(header) or b"")
+    challenge = parse_challenge(answer.response.get(header) or b"")
+    if challenge is None:
+        raw.skip = f"the PBX's {answer.status} carried no digest challenge sipguard can answer"
+        return
     uri = f"sip:{ua.leg.dst}"
     silent = 0
     for attempt in range(exp.count):
         raw.requests += 1
-        credentials = digest_authorization(
+        credentials = authorization(
             challenge,
             method="REGISTER",
             uri=uri,
             username=account,
             password=f"drill-wrong-{attempt}-{secrets.token_hex(3)}",
             cnonce=secrets.token_hex(8),
-        )
+        ).decode()
         call_id, branch, tag = _ids(ua)
         data = build_request(
             "REGISTER",
@@ -201,8 +200,9 @@ async def _brute(ua: Attacker, exp: Expectation, raw: Raw) -> None:
             return
         if answer.response is not None:
             fresh = answer.response.get(header)
-            if fresh:
-                challenge = challenge_params(fresh)
+            offer = parse_challenge(fresh) if fresh else None
+            if offer is not None:
+                challenge = offer
         if _deadline(raw):
             break
     raw.detail = f"{raw.requests - 1} wrong passwords sent"

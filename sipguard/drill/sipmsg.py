@@ -3,20 +3,14 @@ challenges, ACKs for failed INVITEs, and the malformed burst (pure)."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 
 __all__ = [
     "Leg",
     "ack_for",
     "build_request",
-    "challenge_params",
-    "digest_authorization",
     "malformed_messages",
 ]
-
-_PARAM = re.compile(rb'([A-Za-z]+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,53 +97,6 @@ def ack_for(invite: bytes, to_header: bytes) -> bytes | None:
     return b"\r\n".join(out) + b"\r\n\r\n"
 
 
-def challenge_params(value: bytes) -> dict[str, str]:
-    """The parameters of a `Digest ...` WWW-Authenticate / Proxy-Authenticate value."""
-    text = value.strip()
-    if text[:6].lower() == b"digest":
-        text = text[6:]
-    found: dict[str, str] = {}
-    for match in _PARAM.finditer(text):
-        raw = match.group(2) if match.group(2) is not None else match.group(3)
-        found[match.group(1).decode("ascii", "replace").lower()] = raw.decode("ascii", "replace")
-    return found
-
-
-def digest_authorization(
-    challenge: dict[str, str],
-    *,
-    method: str,
-    uri: str,
-    username: str,
-    password: str,
-    cnonce: str,
-    nc: int = 1,
-) -> str:
-    """An RFC 2617/7616 MD5 digest answer (qop=auth when offered) to `challenge`."""
-    realm = challenge.get("realm", "")
-    nonce = challenge.get("nonce", "")
-    ha1 = _md5(f"{username}:{realm}:{password}")
-    ha2 = _md5(f"{method}:{uri}")
-    parts = [
-        f'Digest username="{username}"',
-        f'realm="{realm}"',
-        f'nonce="{nonce}"',
-        f'uri="{uri}"',
-        "algorithm=MD5",
-    ]
-    qops = [q.strip() for q in challenge.get("qop", "").split(",") if q.strip()]
-    if "auth" in qops:
-        count = f"{nc:08x}"
-        response = _md5(f"{ha1}:{nonce}:{count}:{cnonce}:auth:{ha2}")
-        parts += ["qop=auth", f"nc={count}", f'cnonce="{cnonce}"']
-    else:
-        response = _md5(f"{ha1}:{nonce}:{ha2}")
-    parts.append(f'response="{response}"')
-    if "opaque" in challenge:
-        parts.append(f'opaque="{challenge["opaque"]}"')
-    return ", ".join(parts)
-
-
 def malformed_messages(leg: Leg, count: int) -> list[bytes]:
     """`count` datagrams that no SIP parser may accept, cycling through kinds of damage:
     binary junk, a request line only, no Via, a bad CSeq, a bad version, a header without a
@@ -187,7 +134,3 @@ def malformed_messages(leg: Leg, count: int) -> list[bytes]:
 
 def _join(lines: list[str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()

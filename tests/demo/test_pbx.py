@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from sipguard.core.sip import Hdr, SipResponse, parse_message
-from sipguard.demo.digest import (
+from sipguard.core.sip.digest import (
     DigestResponse,
     authorization,
     expected_response,

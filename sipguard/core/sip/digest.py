@@ -1,9 +1,9 @@
-"""HTTP digest authentication for SIP (RFC 2617 MD5, RFC 7616 field names), for the demo only.
+"""HTTP digest authentication for SIP (RFC 2617 MD5, RFC 7616 field names): both sides.
 
-Both sides live here: the toy PBX's challenge and check, and the simulated phones' answer. MD5 is
-what the protocol asks for (every PBX and phone speaks it); it protects nothing in a demo on
-loopback, and sipguard itself never computes a digest: it only reads who logs in and what the
-PBX answers.
+For sipguard's simulated user agents: the drill's password guesser, the demo's phones (answers)
+and the demo's toy PBX (challenge and check). The proxy itself never computes a digest: it only
+reads who logs in (`auth.py`) and what the PBX answers. MD5 is what the protocol asks for (every
+PBX and phone speaks it), not a choice made here.
 """
 
 from __future__ import annotations
