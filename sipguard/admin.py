@@ -44,6 +44,44 @@ def actor() -> str:
         return "cli"
 
 
+def status(policy: Policy) -> Answer:
+    """Whether sipguard runs, since when, with which policy, and what it has done since then."""
+    try:
+        reply = control.request(policy.control_path, {"op": "status"})
+    except control.ControlUnavailable as exc:
+        return Answer(False, f"sipguard is not running ({exc})", {"running": False})
+    since = reply["now"] - reply["started_at"]
+    sides: dict[str, int] = {}
+    actions: dict[str, dict[str, int]] = {"forward": {}, "drop": {}, "reject": {}}
+    for side, _kind, action, reason, count in reply.get("messages", []):
+        sides[side] = sides.get(side, 0) + count
+        by_reason = actions.setdefault(action, {})
+        by_reason[reason] = by_reason.get(reason, 0) + count
+    lines = [
+        f"sipguard {reply['version']} running for {format_duration(since)} "
+        f"(since {_when(reply['started_at'])})",
+        f"policy {reply['policy_path']} (sha256 {reply['policy_sha256'][:12]})",
+        f"messages in: {sum(sides.values()):,} "
+        f"({', '.join(f'{s} {n:,}' for s, n in sorted(sides.items())) or 'none'})",
+        f"forwarded: {sum(actions['forward'].values()):,}",
+        f"dropped: {_total_and_parts(actions['drop'])}",
+        f"rejected: {_total_and_parts(actions['reject'])}",
+        f"bans active: {reply['bans_active']:,}; issued since start: "
+        f"{_total_and_parts(reply['bans_issued'])}",
+        f"findings since start: {_total_and_parts(reply['findings'])}",
+        f"failed logins since start: {reply['auth_failures']:,}",
+    ]
+    return Answer(True, "\n".join(lines), {"running": True, **reply})
+
+
+def _total_and_parts(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    if not total:
+        return "0"
+    parts = ", ".join(f"{k} {n:,}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n)
+    return f"{total:,} ({parts})"
+
+
 def list_bans(policy: Policy) -> Answer:
     now = time.time()
     try:

@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
+    status = verb(
+        "status",
+        "is sipguard running, since when, with which policy, and what it did since (exit 1 when "
+        "it is not running)",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=_status)
     bans = verb("bans", "list active bans (of the running sipguard, else from its store)")
     bans.add_argument("--json", action="store_true", help="print JSON")
     bans.set_defaults(func=_bans)
@@ -219,6 +226,10 @@ def _duration(text: str | None) -> float | None:
         return parse_duration(text)
     except ValueError as exc:
         raise SystemExit(f"sipguard: {exc}") from None
+
+
+def _status(args: argparse.Namespace) -> int:
+    return _admin(args, admin.status)
 
 
 def _bans(args: argparse.Namespace) -> int:

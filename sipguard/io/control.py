@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sipguard import __version__
 from sipguard.engine.bans import ActiveBan
 from sipguard.engine.effects import BanIssued
 from sipguard.engine.engine import Engine
@@ -55,6 +56,7 @@ class ControlServer:
         self._engine = engine
         self._clock = clock
         self._counters = counters
+        self._started = clock()
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -123,6 +125,8 @@ class ControlServer:
         stats = self._engine.stats()
         out: dict[str, Any] = {
             "now": now,
+            "started_at": self._started,
+            "version": __version__,
             "policy_sha256": policy.source_sha256,
             "policy_path": policy.source_path,
             "bans_active": stats.bans_active,
