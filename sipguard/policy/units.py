@@ -45,6 +45,7 @@ DURATION_UNITS: dict[str, float] = {
     "s": 1.0,
     "ms": 0.001,
 }
+_WITHOUT_WEEKS = {unit: size for unit, size in DURATION_UNITS.items() if unit != "w"}
 #: Named units accepted after the slash of a rate (`10/min`); `10/5m` (a duration) works too.
 RATE_UNITS: dict[str, float] = {
     "s": 1.0,
@@ -129,12 +130,18 @@ def parse_clock(text: str) -> datetime.time:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest policy spelling of a duration: 3600 -> `1h`, 5400 -> `1h30m`, 0 -> `0s`."""
+    """The shortest policy spelling of a duration: 3600 -> `1h`, 5400 -> `1h30m`, 0 -> `0s`,
+    90 days -> `90d` (not `12w6d`), 14 days -> `2w`."""
     if seconds <= 0:
         return "0s"
     millis = round(seconds * 1000)
+    spellings = [_spell(millis, DURATION_UNITS), _spell(millis, _WITHOUT_WEEKS)]
+    return min(spellings, key=len)  # a tie keeps the first: weeks
+
+
+def _spell(millis: int, units: dict[str, float]) -> str:
     parts: list[str] = []
-    for unit, size in DURATION_UNITS.items():
+    for unit, size in units.items():
         step = round(size * 1000)
         if millis >= step:
             parts.append(f"{millis // step}{unit}")

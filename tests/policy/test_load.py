@@ -631,7 +631,7 @@ def test_limits_ipv6_prefix() -> None:
 def test_auth_per_account() -> None:
     p = load(UP + "auth: {per_account: {action: block}}\n")
     assert p.auth == AuthSpec(per_account=PerAccountAuth(action=AccountAction.BLOCK))
-    assert issues(UP + "auth: {ban: 60d}\n") == ["2:13: ban 60d is longer than bans.max (4w2d)"]
+    assert issues(UP + "auth: {ban: 60d}\n") == ["2:13: ban 60d is longer than bans.max (30d)"]
 
 
 def test_bans_section() -> None:

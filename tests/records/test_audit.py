@@ -60,7 +60,7 @@ def test_a_reload_summary_names_each_key_that_changed_with_old_and_new_values() 
     for part in (
         "rules: added no-ru; removed no-cn; changed scanners (ban)",
         "limits.INVITE.rate: 30/1m -> 60/1m",
-        "records.rollups: 57w1d -> off",
+        "records.rollups: 400d -> off",
         "records.pseudonymise_numbers: false -> true",
         "alerts (changed)",
         "(alerts take effect at the next restart)",
