@@ -123,6 +123,17 @@ class Router:
         )
         self._rr_inside = _record_route(inside)
         self._rr_outside = tuple(_record_route(a) for a in self._outside)
+        # the Route URIs made from our own Record-Routes, known to point at us without parsing
+        self._own_routes = frozenset(
+            uri
+            for uri in (rr[1:-1] for rr in (self._rr_inside, *self._rr_outside))
+            if self._points_at_us(uri, self._ours)
+        )
+        # "SIP/2.0/UDP host:port;branch=" of each face (outside: per transport), built once
+        self._via_inside = _via_head(inside)
+        self._via_outside = tuple(
+            {t: _via_head(Address(t, a.host, a.port)) for t in Transport} for a in self._outside
+        )
 
     # ---- outside -> inside -------------------------------------------------------------------
 
@@ -142,7 +153,7 @@ class Router:
         _mark_received(edit, vias[0], pkt)
         edit.decrement_max_forwards()
         self._pop_our_routes(req, edit)  # loose routing; the upstream is the next hop regardless
-        via = self._via(self._inside, self._branch(req, vias[0], pkt), pkt.listener)
+        via = self._via(self._via_inside, self._branch(req, vias[0], pkt), pkt.listener)
         credentials = req.credentials()
         if credentials is not None and credentials.username:
             # the PBX's answer tells whether these credentials were good: remember whose they are
@@ -218,9 +229,8 @@ class Router:
             return Decision(
                 REJECT_UNROUTABLE, reply, Hop(Side.INSIDE, pkt.transport, pkt.ip, pkt.port)
             )
-        face = self._outside[hop.listener]
-        via_face = Address(hop.transport, face.host, face.port)
-        edit.insert_via(self._via(via_face, self._branch(req, vias[0], pkt), None))
+        head = self._via_outside[hop.listener][hop.transport]
+        edit.insert_via(self._via(head, self._branch(req, vias[0], pkt), None))
         if req.method in _DIALOG_FORMING and req.to_addr().tag is None:
             edit.add_header(b"Record-Route", self._rr_outside[hop.listener], first=True)
             edit.add_header(b"Record-Route", self._rr_inside, first=True)
@@ -290,12 +300,19 @@ class Router:
         routes = req.routes()
         if not routes:
             return None
-        values = req.values(Hdr.ROUTE)
         ours = 0
-        while ours < len(routes) and self._points_at_us(routes[ours].uri, self._ours):
+        own = self._own_routes
+        while ours < len(routes) and (
+            routes[ours].uri in own or self._points_at_us(routes[ours].uri, self._ours)
+        ):
             ours += 1
         if ours:
-            _remove_leading_values(req, edit, values, ours)
+            lines = req.indexes(Hdr.ROUTE)
+            if len(lines) == len(routes):  # one value per line (the usual): remove whole lines
+                for index in lines[:ours]:
+                    edit.replace(*req.field_span(index), b"")
+            else:
+                _remove_leading_values(req, edit, req.values(Hdr.ROUTE), ours)
         return routes[ours] if ours < len(routes) else None
 
     def _too_many_hops(self, req: SipRequest, pkt: Packet) -> Decision:
@@ -339,12 +356,8 @@ class Router:
         ip = _ip_literal(via.host)
         return ip is not None and (ip.encode("ascii"), via.port or DEFAULT_SIP_PORT) in ours
 
-    def _via(self, face: Address, branch: bytes, listener: int | None) -> bytes:
-        value = b"SIP/2.0/%s %s;branch=%s" % (
-            face.transport.name.encode("ascii"),
-            face.hostport,
-            branch,
-        )
+    def _via(self, head: bytes, branch: bytes, listener: int | None) -> bytes:
+        value = head + branch
         if listener is not None:
             value += b";%s=%d" % (LISTENER_PARAM, listener)
         return value
@@ -432,9 +445,24 @@ def stateless_reply(
     return build_response(req, status, to_tag=reply_tag(req.raw), extra_headers=extra)
 
 
+_BARE_RPORT = (b"rport", None)
+
+
 def _mark_received(edit: MessageEditor, top: Via, pkt: Packet) -> None:
     """RFC 3261 18.2.1 `received` and RFC 3581 `rport` on the sender's Via."""
     if top.has_rport:
+        if (
+            len(top.params) == 2
+            and top.params[1] == _BARE_RPORT
+            and top.params[0][0] == b"branch"
+            and edit.message.raw.endswith(b";rport", 0, top.end)
+        ):  # the usual `;branch=...;rport`: the two edits below as one, without a parameter scan
+            edit.replace(
+                top.end - 6,
+                top.end,
+                b";rport=%d;received=%s" % (pkt.port, pkt.ip.encode("ascii")),
+            )
+            return
         edit.set_via_param(top, b"received", pkt.ip.encode("ascii"))
         edit.set_via_param(top, b"rport", b"%d" % pkt.port)
     elif _ip_literal(top.host) != _normal_ip(pkt.ip):
@@ -470,6 +498,11 @@ def _source_value(pkt: Packet, country: str | None) -> bytes:
     if country:
         value += b";country=" + country.encode("ascii")
     return value
+
+
+def _via_head(face: Address) -> bytes:
+    """`SIP/2.0/UDP host:port;branch=`: the start of every Via sipguard puts on a face."""
+    return b"SIP/2.0/%s %s;branch=" % (face.transport.name.encode("ascii"), face.hostport)
 
 
 def _record_route(face: Address) -> bytes:
