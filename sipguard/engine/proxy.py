@@ -164,7 +164,7 @@ class Router:
             edit.add_header(b"Record-Route", self._rr_outside[pkt.listener], first=True)
         if req.method in _CONTACT_BEARING:
             self._alias_contacts(edit, req.contacts(), pkt)
-        if req.get(Hdr.X_SIPGUARD_SOURCE) is not None:
+        if req.has(Hdr.X_SIPGUARD_SOURCE):
             edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)  # nobody outside may speak for sipguard
         edit.add_header(SOURCE_HEADER, _source_value(pkt, country))
         if self._upstream.transport is not Transport.UDP:
@@ -176,7 +176,7 @@ class Router:
         if len(vias) < 2 or not self._is_our_via(vias[0], self._outside_ours):
             return Decision(DROP_NOT_OURS)
         edit = MessageEditor(resp)
-        edit.remove_top_via()
+        _remove_top_via(resp, edit, vias)
         if resp.cseq()[1] in _CONTACT_BEARING_TOKENS:
             self._alias_contacts(edit, resp.contacts(), pkt)
         if self._upstream.transport is not Transport.UDP:
@@ -200,14 +200,14 @@ class Router:
         if hop is None:
             return Decision(DROP_UNROUTABLE)
         edit = MessageEditor(resp)
-        edit.remove_top_via()
+        _remove_top_via(resp, edit, vias)
         if resp.cseq()[1] == b"REGISTER":
             self._restore_contacts(
                 edit, resp.contacts()
             )  # phones look for their own Contact in the 200
-        if resp.get(Hdr.X_SIPGUARD_SOURCE) is not None:
+        if resp.has(Hdr.X_SIPGUARD_SOURCE):
             edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)
-        if resp.get(Hdr.SERVER) is not None:
+        if resp.has(Hdr.SERVER):
             edit.remove_headers(Hdr.SERVER)  # scanners fingerprint the PBX (and its CVEs) by it
         if hop.transport is not Transport.UDP:
             edit.ensure_content_length()
@@ -234,7 +234,7 @@ class Router:
         if req.method in _DIALOG_FORMING and req.to_addr().tag is None:
             edit.add_header(b"Record-Route", self._rr_outside[hop.listener], first=True)
             edit.add_header(b"Record-Route", self._rr_inside, first=True)
-        if req.get(Hdr.X_SIPGUARD_SOURCE) is not None:
+        if req.has(Hdr.X_SIPGUARD_SOURCE):
             edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)
         if hop.transport is not Transport.UDP:
             edit.ensure_content_length()
@@ -407,6 +407,15 @@ def _remove_leading_values(
         else:  # the line keeps some values: remove up to the first one kept
             edit.replace(values[index].start, values[count].start, b"")
             index = count
+
+
+def _remove_top_via(resp: SipResponse, edit: MessageEditor, vias: Sequence[Via]) -> None:
+    """`edit.remove_top_via()`; when every Via line holds one value (as sipguard writes its own)
+    the first line goes whole, without splitting its value again."""
+    if resp.count(Hdr.VIA) == len(vias):
+        edit.replace(*resp.field_span(resp.index(Hdr.VIA)), b"")
+    else:
+        edit.remove_top_via()
 
 
 def encode_account(username: bytes) -> bytes:
