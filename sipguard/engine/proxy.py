@@ -427,12 +427,17 @@ def via_account(our_via: Via) -> str | None:
     """The username sipguard put in its own Via, or None for a request without credentials."""
     for name, value in our_via.params:
         if name == ACCOUNT_PARAM and value is not None:
-            try:
-                raw = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
-            except (binascii.Error, ValueError):
-                return None
-            return raw.decode("utf-8", "backslashreplace")
+            return _decode_account(value)
     return None
+
+
+@functools.lru_cache(maxsize=8192)  # an account answers many requests; bounded
+def _decode_account(value: bytes) -> str | None:
+    try:
+        raw = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def reply_hop(pkt: Packet) -> Hop:
@@ -481,14 +486,19 @@ def _mark_received(edit: MessageEditor, top: Via, pkt: Packet) -> None:
 def _response_hop(via: Via, listener: int) -> Hop | None:
     """Where a response goes: the Via's received/rport, else its sent-by (RFC 3261 18.2.2, RFC
     3581)."""
-    ip = _ip_literal(via.received) if via.received is not None else _ip_literal(via.host)
-    if ip is None:
+    host = via.received if via.received is not None else via.host
+    return _hop_to(host, via.rport or via.port or DEFAULT_SIP_PORT, via.transport, listener)
+
+
+# The same few clients get every response: their (frozen, shared) Hop is built once. Bounded, so
+# made-up Via addresses only cost misses.
+@functools.lru_cache(maxsize=8192)
+def _hop_to(host: bytes, port: int, transport: bytes, listener: int) -> Hop | None:
+    ip = _ip_literal(host)
+    if ip is None or transport not in (b"UDP", b"TCP"):
         return None
-    port = via.rport or via.port or DEFAULT_SIP_PORT
-    transport = Transport.UDP if via.transport == b"UDP" else Transport.TCP
-    if via.transport not in (b"UDP", b"TCP"):
-        return None
-    return Hop(Side.OUTSIDE, transport, ip, port, listener)
+    kind = Transport.UDP if transport == b"UDP" else Transport.TCP
+    return Hop(Side.OUTSIDE, kind, ip, port, listener)
 
 
 def _listener_of(our_via: Via) -> int:
@@ -499,10 +509,16 @@ def _listener_of(our_via: Via) -> int:
 
 
 def _source_value(pkt: Packet, country: str | None) -> bytes:
+    return _source_text(pkt.ip, pkt.port, pkt.transport is Transport.TCP, country)
+
+
+# One value per phone (address, port, country) and many messages each: built once. Bounded.
+@functools.lru_cache(maxsize=8192)
+def _source_text(ip: str, port: int, tcp: bool, country: str | None) -> bytes:
     value = b"%s:%d;transport=%s" % (
-        format_host(pkt.ip.encode("ascii")),
-        pkt.port,
-        pkt.transport.name.lower().encode("ascii"),
+        format_host(ip.encode("ascii")),
+        port,
+        b"tcp" if tcp else b"udp",
     )
     if country:
         value += b";country=" + country.encode("ascii")

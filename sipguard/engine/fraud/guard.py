@@ -330,8 +330,8 @@ class FraudGuard:
         out: list[FraudFinding],
     ) -> None:
         limits = self.spec.per_account
-        who = _show(acc.name)
         if limits.concurrent_calls is not None and acc.live >= limits.concurrent_calls:
+            who = _show(acc.name)  # only for a finding: most calls have none
             out.append(
                 self._limit(
                     "concurrent_calls",
@@ -346,13 +346,15 @@ class FraudGuard:
         if per_minute is not None:
             n = self._calls.in_window(acc, now, hour=False)
             if n >= per_minute:
-                text = f"account {who}: {n} calls in the last minute, limit {per_minute}"
+                text = (
+                    f"account {_show(acc.name)}: {n} calls in the last minute, limit {per_minute}"
+                )
                 out.append(self._limit("calls_per_minute", text, dest))
                 return
         if per_hour is not None:
             n = self._calls.in_window(acc, now, hour=True)
             if n >= per_hour:
-                text = f"account {who}: {n} calls in the last hour, limit {per_hour}"
+                text = f"account {_show(acc.name)}: {n} calls in the last hour, limit {per_hour}"
                 out.append(self._limit("calls_per_hour", text, dest))
 
     def _limit(self, key: str, detail: str, dest: Destination | None) -> FraudFinding:
