@@ -74,6 +74,11 @@ DETAIL_LIMIT = 200  # characters of attacker-controlled text that reach an event
 REPLY_BUDGET = LimitSpec(rate=Rate(count=20, per_seconds=60.0), burst=20)
 
 _BANNED = Decision(DROP_BANNED, kind="-")  # shared: the banned path allocates nothing
+# Enum members as module names: `Side.OUTSIDE` is a class attribute lookup (~90 ns on 3.11)
+_OUTSIDE = Side.OUTSIDE
+_INSIDE = Side.INSIDE
+_UDP = Transport.UDP
+_INVITE = Method.INVITE
 
 
 def _no_geo(ip: str) -> str | None:
@@ -147,7 +152,8 @@ class Engine:
         policy = self._policy
         key = ""
         trusted = True
-        if pkt.side is Side.OUTSIDE:
+        outside = pkt.side is _OUTSIDE
+        if outside:
             key = policy.source_key(pkt.ip)
             until = self._bans.until.get(key)
             if until is not None:  # 1. ban table, before parsing (the cheapest check, first)
@@ -157,14 +163,12 @@ class Engine:
             trusted = pkt.ip in policy.trusted  # 2. trusted: never banned or limited
         try:
             # 3. parse; everything from outside is validated in full before anything reads it
-            msg = parse_message(
-                data, datagram=pkt.transport is Transport.UDP, strict=pkt.side is Side.OUTSIDE
-            )
+            msg = parse_message(data, datagram=pkt.transport is _UDP, strict=outside)
         except SipParseError as exc:
             decision = self._malformed(data, exc, pkt, key, trusted)
             decision.kind = "malformed"
             return decision
-        if pkt.side is Side.INSIDE:
+        if not outside:
             try:  # the PBX's messages are parsed lazily: a header it botched surfaces here
                 decision = self._toll_fraud(msg, pkt, "", None) or self._router.from_inside(
                     msg, pkt
@@ -202,11 +206,11 @@ class Engine:
         self, msg: SipRequest | SipResponse, pkt: Packet, key: str, country: str | None
     ) -> Decision | None:
         """Initial INVITEs, from outside to the PBX and from the PBX toward a trunk (DESIGN 3)."""
-        if not isinstance(msg, SipRequest) or msg.method is not Method.INVITE:
+        if not isinstance(msg, SipRequest) or msg.method is not _INVITE:
             return None
         if msg.to_addr().tag is not None:
             return None  # a re-INVITE inside a call
-        from_pbx = pkt.side is Side.INSIDE
+        from_pbx = pkt.side is _INSIDE
         caller = uri_user(msg.from_addr().uri)
         account = account_of(msg) if not from_pbx else (account_name(caller) if caller else None)
         finding = self._fraud.check_invite(msg, account or "?", pkt.now, from_pbx=from_pbx)
@@ -623,9 +627,8 @@ class Engine:
             uri = None
         if not isinstance(uri, SipUri | TelUri):
             return self._answer(req, pkt, 416, REJECT_UNSUPPORTED_SCHEME)
-        required = req.get_all(Hdr.PROXY_REQUIRE)
-        if required:
-            unsupported = b", ".join(required)
+        if req.has(Hdr.PROXY_REQUIRE):
+            unsupported = b", ".join(req.get_all(Hdr.PROXY_REQUIRE))
             return self._answer(
                 req, pkt, 420, REJECT_BAD_EXTENSION, ((b"Unsupported", unsupported),)
             )
@@ -739,6 +742,6 @@ def _evidence(msg: SipRequest | SipResponse, country: str | None) -> str:
 def _kind(msg: SipRequest | SipResponse) -> str:
     if isinstance(msg, SipResponse):
         return "response"
-    return (
-        msg.method.name
-    )  # a closed set (unknown methods are OTHER): attackers can't grow the counters
+    # a closed set (unknown methods are OTHER): attackers can't grow the counters. `_name_`, not
+    # `name`: the same string without a Python-level property call per message
+    return msg.method._name_

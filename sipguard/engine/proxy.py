@@ -58,12 +58,16 @@ MAX_ACCOUNT = 64  # octets of a username kept in the Via: attackers choose it, s
 SOURCE_HEADER = b"X-SIPGuard-Source"
 DEFAULT_SIP_PORT = 5060
 # Requests that create a dialog (RFC 3261 12, RFC 6665, RFC 3515): they get Record-Route when
-# initial.
-_DIALOG_FORMING = frozenset((Method.INVITE, Method.SUBSCRIBE, Method.REFER, Method.NOTIFY))
+# initial. Sets of method tokens: `method_raw in` hashes bytes, `method in` an Enum (in Python).
+_DIALOG_FORMING = frozenset((b"INVITE", b"SUBSCRIBE", b"REFER", b"NOTIFY"))
 # Requests and responses whose Contact is a target that the other side will send requests to.
-_CONTACT_BEARING = frozenset(
-    (Method.REGISTER, Method.INVITE, Method.SUBSCRIBE, Method.REFER, Method.NOTIFY, Method.UPDATE)
-)
+_CONTACT_BEARING = frozenset((b"REGISTER", b"INVITE", b"SUBSCRIBE", b"REFER", b"NOTIFY", b"UPDATE"))
+# Enum members as module names: `Side.INSIDE` is a class attribute lookup (~90 ns on 3.11)
+_INSIDE = Side.INSIDE
+_OUTSIDE = Side.OUTSIDE
+_UDP = Transport.UDP
+_TCP = Transport.TCP
+_ACK = Method.ACK
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,7 @@ class Router:
         self._inside = inside
         self._upstream_ip = _normal_ip(upstream.host)
         self._upstream_hop = Hop(Side.INSIDE, upstream.transport, self._upstream_ip, upstream.port)
+        self._upstream_stream = upstream.transport is not Transport.UDP  # Content-Length needed
         self._ours = frozenset(
             (_normal_ip(a.host).encode("ascii"), a.port) for a in (*self._outside, inside)
         )
@@ -159,15 +164,15 @@ class Router:
             # the PBX's answer tells whether these credentials were good: remember whose they are
             via += b";%s=%s" % (ACCOUNT_PARAM, encode_account(credentials.username))
         edit.insert_via(via)
-        if req.method in _DIALOG_FORMING and req.to_addr().tag is None:
+        if req.method_raw in _DIALOG_FORMING and req.to_addr().tag is None:
             edit.add_header(b"Record-Route", self._rr_inside, first=True)
             edit.add_header(b"Record-Route", self._rr_outside[pkt.listener], first=True)
-        if req.method in _CONTACT_BEARING:
+        if req.method_raw in _CONTACT_BEARING:
             self._alias_contacts(edit, req.contacts(), pkt)
         if req.has(Hdr.X_SIPGUARD_SOURCE):
             edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)  # nobody outside may speak for sipguard
         edit.add_header(SOURCE_HEADER, _source_value(pkt, country))
-        if self._upstream.transport is not Transport.UDP:
+        if self._upstream_stream:
             edit.ensure_content_length()
         return Decision(FORWARD, edit.build(), self._upstream_hop)
 
@@ -177,9 +182,9 @@ class Router:
             return Decision(DROP_NOT_OURS)
         edit = MessageEditor(resp)
         _remove_top_via(resp, edit, vias)
-        if resp.cseq()[1] in _CONTACT_BEARING_TOKENS:
+        if resp.cseq()[1] in _CONTACT_BEARING:
             self._alias_contacts(edit, resp.contacts(), pkt)
-        if self._upstream.transport is not Transport.UDP:
+        if self._upstream_stream:
             edit.ensure_content_length()
         return Decision(FORWARD, edit.build(), self._upstream_hop)
 
@@ -209,7 +214,7 @@ class Router:
             edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)
         if resp.has(Hdr.SERVER):
             edit.remove_headers(Hdr.SERVER)  # scanners fingerprint the PBX (and its CVEs) by it
-        if hop.transport is not Transport.UDP:
+        if hop.transport is not _UDP:
             edit.ensure_content_length()
         return Decision(FORWARD, edit.build(), hop)
 
@@ -223,7 +228,7 @@ class Router:
         next_route = self._pop_our_routes(req, edit)
         hop = self._target_of(req, edit, next_route)
         if hop is None:
-            if req.method is Method.ACK:
+            if req.method is _ACK:
                 return Decision(DROP_UNROUTABLE)
             reply = stateless_reply(req, 404)
             return Decision(
@@ -231,12 +236,12 @@ class Router:
             )
         head = self._via_outside[hop.listener][hop.transport]
         edit.insert_via(self._via(head, self._branch(req, vias[0], pkt), None))
-        if req.method in _DIALOG_FORMING and req.to_addr().tag is None:
+        if req.method_raw in _DIALOG_FORMING and req.to_addr().tag is None:
             edit.add_header(b"Record-Route", self._rr_outside[hop.listener], first=True)
             edit.add_header(b"Record-Route", self._rr_inside, first=True)
         if req.has(Hdr.X_SIPGUARD_SOURCE):
             edit.remove_headers(Hdr.X_SIPGUARD_SOURCE)
-        if hop.transport is not Transport.UDP:
+        if hop.transport is not _UDP:
             edit.ensure_content_length()
         return Decision(FORWARD, edit.build(), hop)
 
@@ -316,7 +321,7 @@ class Router:
         return routes[ours] if ours < len(routes) else None
 
     def _too_many_hops(self, req: SipRequest, pkt: Packet) -> Decision:
-        if req.method is Method.ACK:
+        if req.method is _ACK:
             return Decision(DROP_TOO_MANY_HOPS)  # never answer an ACK
         reply = stateless_reply(req, 483)
         return Decision(REJECT_TOO_MANY_HOPS, reply, reply_hop(pkt))
@@ -331,7 +336,7 @@ class Router:
             token = encode_alias(pkt.transport, pkt.ip, pkt.port, contact.uri)
             user = (uri.user + b"@") if uri.user else b""
             aliased = b"sip:%s%s;%s=%s" % (user, self._inside.hostport, ALIAS_PARAM, token)
-            if self._inside.transport is Transport.TCP:
+            if self._inside.transport is _TCP:
                 aliased += b";transport=tcp"
             edit.replace(contact.uri_start, contact.uri_end, aliased)
 
@@ -384,9 +389,6 @@ class Router:
                 )
             )
         return OUR_BRANCH + hashlib.blake2b(key, digest_size=10).hexdigest().encode("ascii")
-
-
-_CONTACT_BEARING_TOKENS = frozenset(m.value for m in _CONTACT_BEARING)
 
 
 def _remove_leading_values(
@@ -497,8 +499,8 @@ def _hop_to(host: bytes, port: int, transport: bytes, listener: int) -> Hop | No
     ip = _ip_literal(host)
     if ip is None or transport not in (b"UDP", b"TCP"):
         return None
-    kind = Transport.UDP if transport == b"UDP" else Transport.TCP
-    return Hop(Side.OUTSIDE, kind, ip, port, listener)
+    kind = _UDP if transport == b"UDP" else _TCP
+    return Hop(_OUTSIDE, kind, ip, port, listener)
 
 
 def _listener_of(our_via: Via) -> int:
@@ -509,7 +511,7 @@ def _listener_of(our_via: Via) -> int:
 
 
 def _source_value(pkt: Packet, country: str | None) -> bytes:
-    return _source_text(pkt.ip, pkt.port, pkt.transport is Transport.TCP, country)
+    return _source_text(pkt.ip, pkt.port, pkt.transport is _TCP, country)
 
 
 # One value per phone (address, port, country) and many messages each: built once. Bounded.
