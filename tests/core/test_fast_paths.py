@@ -382,6 +382,41 @@ def test_spelling_table_learns_up_to_its_bound(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (b"Max-Forwards: 70\r\nMax-Forwards: 70\r\n", "more than one Max-Forwards"),
+        (b"Content-Length: 0\r\n", "more than one Content-Length"),
+        (b"Call-ID: again\r\n", "more than one Call-ID"),
+    ],
+)
+def test_header_shape_table_gives_the_same_errors_when_it_knows_the_shape(
+    monkeypatch: pytest.MonkeyPatch, extra: bytes, reason: str
+) -> None:
+    shapes: dict[bytes, tuple[int, int, int]] = {}
+    monkeypatch.setattr(parser_module, "_SHAPES", shapes)
+    monkeypatch.setattr(parser_module, "_SHAPE_GET", shapes.get)
+    for _ in range(
+        2
+    ):  # the first parse learns the shape (when it is not an error), the second uses it
+        with pytest.raises(SipParseError) as err:
+            parse_message(options(extra=extra))
+        assert err.value.reason == reason
+
+
+def test_header_shape_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    shapes: dict[bytes, tuple[int, int, int]] = {}
+    monkeypatch.setattr(parser_module, "_SHAPES", shapes)
+    monkeypatch.setattr(parser_module, "_SHAPE_GET", shapes.get)
+    monkeypatch.setattr(parser_module, "_SHAPES_LIMIT", 3)
+    for i in range(10):
+        msg = parse_message(options(extra=b"Subject: s\r\n" * i + b"Max-Forwards: %d\r\n" % i))
+        assert msg.max_forwards() == i
+        assert msg.content_length() == 0
+        assert msg.cseq() == (1, b"OPTIONS")
+        assert len(shapes) <= 3
+
+
+@pytest.mark.parametrize(
     ("mf", "cl", "cseq", "ok"),
     [
         (b"70", b"0", b"1", True),
