@@ -372,6 +372,9 @@ def test_spelling_table_learns_up_to_its_bound(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(parser_module, "_NP_TABLE", table)
     monkeypatch.setattr(parser_module, "_NP_GET", table.get)
     monkeypatch.setattr(parser_module, "_NP_TABLE_LIMIT", len(table) + 3)
+    layouts: dict[bytes, tuple[bytes, int, int, int]] = {}  # no layout remembered from before
+    monkeypatch.setattr(parser_module, "_LAYOUTS", layouts)
+    monkeypatch.setattr(parser_module, "_LAYOUT_GET", layouts.get)
     for i in range(10):
         msg = parse_message(options(extra=b"X-New-%d: v\r\nsUbJeCt: z\r\n" % i), strict=True)
         assert msg.count(Hdr.OTHER) == 1
@@ -389,31 +392,31 @@ def test_spelling_table_learns_up_to_its_bound(monkeypatch: pytest.MonkeyPatch) 
         (b"Call-ID: again\r\n", "more than one Call-ID"),
     ],
 )
-def test_header_shape_table_gives_the_same_errors_when_it_knows_the_shape(
+def test_layout_table_gives_the_same_errors_for_a_layout_it_has_seen(
     monkeypatch: pytest.MonkeyPatch, extra: bytes, reason: str
 ) -> None:
-    shapes: dict[bytes, tuple[int, int, int]] = {}
-    monkeypatch.setattr(parser_module, "_SHAPES", shapes)
-    monkeypatch.setattr(parser_module, "_SHAPE_GET", shapes.get)
-    for _ in range(
-        2
-    ):  # the first parse learns the shape (when it is not an error), the second uses it
+    layouts: dict[bytes, tuple[bytes, int, int, int]] = {}
+    monkeypatch.setattr(parser_module, "_LAYOUTS", layouts)
+    monkeypatch.setattr(parser_module, "_LAYOUT_GET", layouts.get)
+    # twice: a repeated Max-Forwards/Content-Length layout is remembered (the error comes after
+    # the CSeq checks, as before), a repeated Call-ID one is not
+    for _ in range(2):
         with pytest.raises(SipParseError) as err:
             parse_message(options(extra=extra))
         assert err.value.reason == reason
 
 
-def test_header_shape_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    shapes: dict[bytes, tuple[int, int, int]] = {}
-    monkeypatch.setattr(parser_module, "_SHAPES", shapes)
-    monkeypatch.setattr(parser_module, "_SHAPE_GET", shapes.get)
-    monkeypatch.setattr(parser_module, "_SHAPES_LIMIT", 3)
+def test_layout_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    layouts: dict[bytes, tuple[bytes, int, int, int]] = {}
+    monkeypatch.setattr(parser_module, "_LAYOUTS", layouts)
+    monkeypatch.setattr(parser_module, "_LAYOUT_GET", layouts.get)
+    monkeypatch.setattr(parser_module, "_LAYOUTS_LIMIT", 3)
     for i in range(10):
         msg = parse_message(options(extra=b"Subject: s\r\n" * i + b"Max-Forwards: %d\r\n" % i))
         assert msg.max_forwards() == i
         assert msg.content_length() == 0
         assert msg.cseq() == (1, b"OPTIONS")
-        assert len(shapes) <= 3
+        assert len(layouts) <= 3
 
 
 @pytest.mark.parametrize(

@@ -131,14 +131,20 @@ def _count_error(sl: bytes) -> SipParseError:
     return SipParseError("bad header counts")  # not reached: the caller saw a wrong count
 
 
-# Header slots -> where the parser finds CSeq, Max-Forwards and Content-Length: a phone or a PBX
-# sends its headers in the same order every time, so the counts and indexes below are worked
-# out once per shape (~0.7 us) and then found in one dict lookup. Bounded: emptied when full.
+# The name parts of a message's header lines, joined -> its slots and where the parser finds
+# CSeq, Max-Forwards and Content-Length. A phone or a PBX sends the same header lines in the same
+# order every time, so the spelling lookups, counts and indexes are worked out once per layout
+# (~1.1 us) and then found with one join and one dict lookup (~0.25 us). The join cannot mix up
+# two layouts: a name part holds exactly one colon and the next one starts with a token octet.
+# Bounded: emptied when full. Layouts with a missing or repeated mandatory header raise and are
+# never remembered.
 _ABSENT = -1
 _REPEATED = -2
-_SHAPES: dict[bytes, tuple[int, int, int]] = {}
-_SHAPES_LIMIT = 4096
-_SHAPE_GET = _SHAPES.get
+_Layout = tuple[bytes, int, int, int]
+"""(slots, CSeq value index, Max-Forwards value index, Content-Length value index) in parts."""
+_LAYOUTS: dict[bytes, _Layout] = {}
+_LAYOUTS_LIMIT = 4096
+_LAYOUT_GET = _LAYOUTS.get
 
 
 def _value_part(sl: bytes, h: int) -> int:
@@ -150,16 +156,20 @@ def _value_part(sl: bytes, h: int) -> int:
     return 2 * sl.index(h) + 2 if c == 1 else _REPEATED
 
 
-def _learn_shape(sl: bytes) -> tuple[int, int, int]:
-    """(CSeq, Max-Forwards, Content-Length) value indexes for header slots `sl`, remembered;
-    raises when a mandatory header is missing or a single-valued one repeated (never cached)."""
+def _learn_layout(names: list[bytes], key: bytes) -> _Layout:
+    """The layout of a message whose header name parts are `names` (joined: `key`), remembered;
+    raises when a mandatory header is missing or a single-valued one repeated."""
+    try:
+        sl = bytes(map(_NP_GET, names))  # type: ignore[arg-type]  # a None raises TypeError
+    except TypeError:  # None: a spelling not in the table yet
+        sl = _learn(names)
     if sl.count(1) != 1 or sl.count(2) != 1 or sl.count(3) != 1 or sl.count(4) != 1 or 0 not in sl:
         raise _count_error(sl)
-    shape = (2 * sl.index(4) + 2, _value_part(sl, _MF), _value_part(sl, _CL))
-    if len(_SHAPES) >= _SHAPES_LIMIT:
-        _SHAPES.clear()
-    _SHAPES[sl] = shape
-    return shape
+    layout = (sl, 2 * sl.index(4) + 2, _value_part(sl, _MF), _value_part(sl, _CL))
+    if len(_LAYOUTS) >= _LAYOUTS_LIMIT:
+        _LAYOUTS.clear()
+    _LAYOUTS[key] = layout
+    return layout
 
 
 def parse_message(
@@ -244,15 +254,11 @@ def parse_message(
         len(p[k]) + len(p[k + 1]) > MAX_HEADER_LINE for k in range(1, len(p), 2)
     ):
         raise SipParseError("header line too long")
-    try:
-        sl = bytes(map(_NP_GET, names))  # type: ignore[arg-type]  # a None raises TypeError
-    except TypeError:  # None: a spelling not in the table yet
-        sl = _learn(names)
-
-    shape = _SHAPE_GET(sl)
-    if shape is None:
-        shape = _learn_shape(sl)
-    cs_i, mf_i, cl_i = shape
+    key = b"".join(names)
+    layout = _LAYOUT_GET(key)
+    if layout is None:
+        layout = _learn_layout(names, key)
+    sl, cs_i, mf_i, cl_i = layout
     cs = p[cs_i].split()
     if len(cs) != 2:
         raise SipParseError("malformed CSeq")
