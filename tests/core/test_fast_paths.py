@@ -72,6 +72,14 @@ VALUE_VIAS = [
     b"SIP/2.0/UDP h;branch=a;branch=b",
     b"SIP/2.0/UDP h;maddr=[2001:db8::1];ttl=1 \t",
     b"SIP/2.0/UDP h:65535;rport=65535",
+    # the NAT-fixed shape (branch, then rport=n and received) and its near misses
+    b"SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK-0-1-0;rport=5060;received=198.51.100.7",
+    b"SIP/2.0/UDP h;branch=x;rport=00070;received=[2001:db8::9:255] ",
+    b"SIP/2.0/UDP h;branch=x;rport=65535;received=[bad",
+    b"SIP/2.0/UDP h;branch=x;rport=1;received=a;rport=2",
+    b"SIP/2.0/UDP h;branch=x;rport=1;received=a;branch=y",
+    b"SIP/2.0/UDP h;branch=x;rport=1",
+    b"SIP/2.0/UDP h;branch=x;received=a;rport=1",
 ]
 
 
@@ -104,6 +112,7 @@ def test_via_value_declines_what_it_does_not_handle(value: bytes) -> None:
         (b"SIP/2.0/UDP h:65536", "port out of range"),
         (b"SIP/2.0/UDP [1.2.3.4]", "bad IPv6 reference"),
         (b"SIP/2.0/UDP h;rport=x", "bad port"),
+        (b"SIP/2.0/UDP h;branch=x;rport=65536;received=a", "port out of range"),
     ],
 )
 def test_via_value_errors_match_the_general_parser(value: bytes, reason: str) -> None:

@@ -91,11 +91,18 @@ _LC = rb"!%'*+\-.0-9_`a-z~"  # token characters without upper-case letters
 _PVALUE = rb"[" + _T + rb"\[\]:]++"
 _LC_PARAMS = rb"(?:;[" + _LC + rb"]++(?:=" + _PVALUE + rb")?+)*+"
 _LC_PARAM = rb"(?:;([" + _LC + rb"]++)(?:=(" + _PVALUE + rb"))?+)?+"
+# The Via alternatives, in order: `;branch=x[;rport]`; `;branch=x;rport=n;received=a` (the
+# phone's Via once a NAT-fixing proxy has filled in rport and added received, as sipguard does:
+# every response that comes back through sipguard carries it); `;rport;branch=x`; any.
 _VIA_VALUE = re.compile(
     rb"SIP/2\.0/([" + _T + rb"]++) (\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9._-]++)(?::([0-9]{1,5}))?+"
     rb"(;branch=(["
     + _T
-    + rb"]++)(;rport)?+|;rport;branch=(["
+    + rb"]++)(;rport)?+|;branch=(["
+    + _T
+    + rb"]++);rport=([0-9]{1,5});received=("
+    + _PVALUE
+    + rb")|;rport;branch=(["
     + _T
     + rb"]++)|"
     + 4 * _LC_PARAM
@@ -110,6 +117,8 @@ _NAME_ADDR_VALUE = re.compile(
     re.S,
 )
 _BRANCH = b"branch"
+_RPORT_NAME = b"rport"
+_RECEIVED = b"received"
 _TAG = b"tag"
 _RPORT: tuple[bytes, bytes | None] = (b"rport", None)
 _SIP20 = b"SIP/2.0"
@@ -623,7 +632,27 @@ def via_value(v: bytes, base: int) -> Via | None:
     m = _VIA_VALUE.fullmatch(v)
     if m is None:
         return None
-    transport, h, p, _, branch, rp, branch2, k1, v1, k2, v2, k3, v3, k4, v4, rest = m.groups()
+    (
+        transport,
+        h,
+        p,
+        _,
+        branch,
+        rp,
+        nat_branch,
+        nat_rport,
+        nat_received,
+        branch2,
+        k1,
+        v1,
+        k2,
+        v2,
+        k3,
+        v3,
+        k4,
+        v4,
+        rest,
+    ) = m.groups()
     if h[0] == 91:  # '['
         h = h[1:-1]
         if b":" not in h:
@@ -650,6 +679,8 @@ def via_value(v: bytes, base: int) -> Via | None:
                 base + m.end(4),
             ),
         )
+    if nat_branch is not None:  # ;branch=x;rport=n;received=a
+        return _nat_fixed_via(transport, h, port, nat_branch, nat_rport, nat_received, m, base)
     if branch2 is not None:  # ;rport;branch=x
         params: Params = (_RPORT, (_BRANCH, branch2))
     elif k1 is None:
@@ -681,6 +712,41 @@ def via_value(v: bytes, base: int) -> Via | None:
             received,
             None if rport is None else _port(rport),
             b"rport" in d,
+            base,
+            base + m.end(4),
+        ),
+    )
+
+
+def _nat_fixed_via(
+    transport: bytes,
+    host: bytes,
+    port: int | None,
+    branch: bytes,
+    rport: bytes,
+    received: bytes,
+    m: re.Match[bytes],
+    base: int,
+) -> Via:
+    """via_value for `;branch=x;rport=n;received=a`: the parameters are known, no dict needed."""
+    n = int(rport)
+    if n > 65535:
+        raise SipParseError("port out of range")
+    params = ((_BRANCH, branch), (_RPORT_NAME, rport), (_RECEIVED, received))
+    if received[:1] == b"[" and received[-1:] == b"]":
+        received = received[1:-1]
+    return _new(
+        Via,
+        (
+            _SIP20,
+            transport.upper(),
+            host,
+            port,
+            params,
+            branch,
+            received,
+            n,
+            True,
             base,
             base + m.end(4),
         ),
