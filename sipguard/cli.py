@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -285,6 +286,15 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ready(request_reload: Callable[[str], None], reload_box: list[Callable[[str], None]]) -> None:
+    """sipguard is up: SIGHUP may reload from now on, and what start-up built for good (policy,
+    GeoIP and phone-number data, sockets) leaves the garbage collector's generations, so its
+    collections walk only what messages allocate (bench/callflow.py: about 5 % per message)."""
+    reload_box.append(request_reload)
+    gc.collect()
+    gc.freeze()
+
+
 def _run(args: argparse.Namespace) -> int:
     from sipguard.services import logs  # noqa: PLC0415  (keeps `check` light)
 
@@ -303,7 +313,7 @@ def _run(args: argparse.Namespace) -> int:
             await serve(
                 policy,
                 shutdown_trigger=stop.wait,
-                on_ready=lambda running: reload_box.append(running.request_reload),
+                on_ready=lambda running: _ready(running.request_reload, reload_box),
             )
         finally:
             remove()
