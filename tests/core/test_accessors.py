@@ -304,6 +304,20 @@ def test_values_split_outside_quotes_and_brackets() -> None:
     assert m.values(Hdr.REQUIRE) == []
 
 
+def test_values_of_folded_lines_are_unfolded_and_keep_their_spans() -> None:
+    m = req(
+        options(
+            extra=b"Route: <sip:a;lr>,\r\n <sip:b;lr>\r\nSubject: one\r\n\ttwo\r\n"
+            b"Route: <sip:c;lr>\r\nAllow: A,\r\n  B\r\n"
+        )
+    )
+    assert [v.text for v in m.values(Hdr.ROUTE)] == [b"<sip:a;lr>", b"<sip:b;lr>", b"<sip:c;lr>"]
+    assert [v.text for v in m.values(Hdr.SUBJECT)] == [b"one two"]
+    assert [v.text for v in m.values(Hdr.ALLOW)] == [b"A", b"B"]
+    subject = m.values(Hdr.SUBJECT)[0]
+    assert m.raw[subject.start : subject.end] == b"one\r\n\ttwo"
+
+
 # -- scalars -------------------------------------------------------------------------------------
 
 

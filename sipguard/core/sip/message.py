@@ -403,9 +403,13 @@ class _Message:
         c = sl.count(h)
         if c <= 1:
             return [sl.index(h)] if c else []
-        out = [sl.index(h)]
+        i = sl.index(h)
+        if c == 2:  # two Route / Record-Route / Via lines: no loop (~180 ns less)
+            return [i, sl.index(h, i + 1)]
+        out = [i]
         for _ in range(c - 1):
-            out.append(sl.index(h, out[-1] + 1))
+            i = sl.index(h, i + 1)
+            out.append(i)
         return out
 
     # -- raw header access ------------------------------------------------------------------
@@ -496,12 +500,20 @@ class _Message:
         Splits outside quoted strings and `<...>`; empty elements are skipped.
         """
         raw = self.raw
+        fold = self._fold  # without a fold no value holds a CR: unfold would change nothing
         out: list[HeaderValue] = []
         for fi in self.indexes(h):
+            vs, ve = self.value_span(fi)
+            if raw.find(b",", vs, ve) < 0:  # one element (the usual line): no list to split
+                if vs < ve:
+                    v = raw[vs:ve]
+                    out.append(_new(HeaderValue, (unfold(v) if fold else v, vs, ve, fi, 0)))
+                continue
             k = 0
-            for s, e in self._spans(fi):
+            for s, e in split_list(raw, vs, ve):
                 if s < e:
-                    out.append(_new(HeaderValue, (unfold(raw[s:e]), s, e, fi, k)))
+                    v = raw[s:e]
+                    out.append(_new(HeaderValue, (unfold(v) if fold else v, s, e, fi, k)))
                     k += 1
         return out
 
