@@ -428,6 +428,20 @@ def test_layout_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert len(layouts) <= 3
 
 
+def test_parser_tables_keep_no_long_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    layouts: dict[bytes, tuple[bytes, int, int, int]] = {}
+    monkeypatch.setattr(parser_module, "_LAYOUTS", layouts)
+    monkeypatch.setattr(parser_module, "_LAYOUT_GET", layouts.get)
+    long_names = b"".join(b"X-%s: v\r\n" % (b"n" * 60 + b"%d" % i) for i in range(20))
+    for _ in range(2):
+        msg = parse_message(options(extra=long_names))
+        assert msg.count(Hdr.OTHER) == 20
+    assert layouts == {}
+    assert not any(name.startswith(b"X-nnnn") for name in parser_module._NP_TABLE)
+    parse_message(options())
+    assert len(layouts) == 1
+
+
 @pytest.mark.parametrize(
     ("mf", "cl", "cseq", "ok"),
     [

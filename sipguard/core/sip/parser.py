@@ -74,9 +74,11 @@ def _version(ver: bytes) -> None:
 # the CR/LF count differs and the message takes the slow path.
 _SPLIT_RE = re.compile(rb"\r\n([!%'*+\-.0-9A-Z_`a-z~]++[ \t]*+:[ \t]*+)")
 # name part -> slot: the usual spellings, plus the ones seen since (bounded: a flood of made-up
-# header names only fills it up, after which new names take the slower way every time)
+# header names only fills it up, after which new names take the slower way every time; names
+# longer than 64 octets are not kept, so the table stays small whatever the names are)
 _NP_TABLE: dict[bytes, int] = dict(NAME_PART_SLOTS)
 _NP_TABLE_LIMIT = len(_NP_TABLE) + 2048
+_NP_KEEP_MAX = 64
 _NP_GET = _NP_TABLE.get
 
 
@@ -114,7 +116,7 @@ def _learn(names: list[bytes]) -> bytes:
         h = _NP_GET(n)
         if h is None:
             h = slot_of_name_part(n)
-            if len(_NP_TABLE) < _NP_TABLE_LIMIT:
+            if len(_NP_TABLE) < _NP_TABLE_LIMIT and len(n) <= _NP_KEEP_MAX:
                 _NP_TABLE[n] = h
         out.append(h)
     return bytes(out)
@@ -136,14 +138,17 @@ def _count_error(sl: bytes) -> SipParseError:
 # order every time, so the spelling lookups, counts and indexes are worked out once per layout
 # (~1.1 us) and then found with one join and one dict lookup (~0.25 us). The join cannot mix up
 # two layouts: a name part holds exactly one colon and the next one starts with a token octet.
-# Bounded: emptied when full. Layouts with a missing or repeated mandatory header raise and are
-# never remembered.
+# Bounded: emptied when full, and only keys of up to 1 KiB are kept (a phone's INVITE: ~110
+# octets; a flood of long made-up names would otherwise hold up to 16 KiB per entry), so the table
+# stays under ~4 MiB. Layouts with a missing or repeated mandatory header raise and are never
+# remembered.
 _ABSENT = -1
 _REPEATED = -2
 _Layout = tuple[bytes, int, int, int]
 """(slots, CSeq value index, Max-Forwards value index, Content-Length value index) in parts."""
 _LAYOUTS: dict[bytes, _Layout] = {}
 _LAYOUTS_LIMIT = 4096
+_LAYOUT_KEY_MAX = 1024
 _LAYOUT_GET = _LAYOUTS.get
 
 
@@ -166,9 +171,10 @@ def _learn_layout(names: list[bytes], key: bytes) -> _Layout:
     if sl.count(1) != 1 or sl.count(2) != 1 or sl.count(3) != 1 or sl.count(4) != 1 or 0 not in sl:
         raise _count_error(sl)
     layout = (sl, 2 * sl.index(4) + 2, _value_part(sl, _MF), _value_part(sl, _CL))
-    if len(_LAYOUTS) >= _LAYOUTS_LIMIT:
-        _LAYOUTS.clear()
-    _LAYOUTS[key] = layout
+    if len(key) <= _LAYOUT_KEY_MAX:
+        if len(_LAYOUTS) >= _LAYOUTS_LIMIT:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
     return layout
 
 
