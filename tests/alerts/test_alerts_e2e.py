@@ -26,7 +26,7 @@ import pytest
 from tests.alerts.test_formats import parse_cef, parse_rfc5424
 from tests.peers.kamailio import ALICE, start_kamailio
 from tests.peers.require import need_binary
-from tests.peers.sipp import SippConfig, run
+from tests.peers.sipp import call_once, guess_password
 from tests.proxy.guard import policy_text, running_guard
 from tests.proxy.stub import UdpPeer, answer, wait_until
 
@@ -136,36 +136,11 @@ def test_a_brute_force_and_a_toll_fraud_call_reach_the_webhook_and_the_siem(
             ) as guard,
         ):
             outside = guard.outside("udp")
-            brute = run(
-                tmp_path,
-                SippConfig(
-                    scenario="register_auth.xml",
-                    remote=outside,
-                    local_ip=BRUTE,
-                    service=ALICE[0],
-                    auth_user=ALICE[0],
-                    auth_password="guess-1234",
-                    calls=FAILURES,
-                    rate=5,
-                    timeout_s=20,
-                    label="brute",
-                ),
-                binary=sipp_bin,
+            brute = guess_password(
+                tmp_path, outside, local_ip=BRUTE, user=ALICE[0], tries=FAILURES, binary=sipp_bin
             )
             assert brute.successful == 0, brute.describe()
-            fraud = run(
-                tmp_path,
-                SippConfig(
-                    scenario="uac_call.xml",
-                    remote=outside,
-                    local_ip=CALLER,
-                    service=SATELLITE,
-                    calls=1,
-                    timeout_s=10,
-                    label="satellite",
-                ),
-                binary=sipp_bin,
-            )
+            fraud = call_once(tmp_path, outside, SATELLITE, local_ip=CALLER, binary=sipp_bin)
             assert fraud.failed == 1, fraud.describe()  # refused by sipguard with a 403
             wanted = {"ban", "fraud_destination"}  # a brute force is alerted as its ban
             assert wait_until(lambda: wanted <= {b["event"] for b in hook.bodies}, 10)

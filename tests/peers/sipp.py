@@ -749,6 +749,53 @@ def run(
     return proc.wait(hard_timeout_s)
 
 
+def guess_password(
+    work_dir: Path,
+    remote: tuple[str, int],
+    *,
+    local_ip: str,
+    user: str,
+    tries: int,
+    binary: str | None = None,
+) -> SippResult:
+    """A password guesser with a real client: `tries` digest REGISTERs for `user` with a wrong
+    password from `local_ip`, 5 a second."""
+    config = SippConfig(
+        scenario="register_auth.xml",
+        remote=remote,
+        local_ip=local_ip,
+        service=user,
+        auth_user=user,
+        auth_password="guess-1234",
+        calls=tries,
+        rate=5,
+        timeout_s=20,
+        label="guesser",
+    )
+    return run(work_dir, config, binary=binary)
+
+
+def call_once(
+    work_dir: Path,
+    remote: tuple[str, int],
+    number: str,
+    *,
+    local_ip: str,
+    binary: str | None = None,
+) -> SippResult:
+    """One call to `number` from `local_ip` (e.g. a toll-fraud destination sipguard refuses)."""
+    config = SippConfig(
+        scenario="uac_call.xml",
+        remote=remote,
+        local_ip=local_ip,
+        service=number,
+        calls=1,
+        timeout_s=10,
+        label=f"call-{number.lstrip('+')}",
+    )
+    return run(work_dir, config, binary=binary)
+
+
 class RegisteredUas:
     """A SIPp user agent that registered at a registrar and now answers calls to its user.
 

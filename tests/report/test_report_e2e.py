@@ -24,7 +24,13 @@ from sipguard.report import Report, build_report, render
 from tests.metrics.test_metrics import sip_register
 from tests.peers.kamailio import ALICE, BOB, KamailioProcess, start_kamailio
 from tests.peers.require import need_binary
-from tests.peers.sipp import SippConfig, run, start_registered_uas
+from tests.peers.sipp import (
+    SippConfig,
+    call_once,
+    guess_password,
+    run,
+    start_registered_uas,
+)
 from tests.proxy.guard import policy_text, running_guard
 from tests.proxy.stub import UdpPeer, wait_until
 from tests.report.tables import num, table_with
@@ -92,19 +98,7 @@ def _session(tmp_path: Path, sipp_bin: str, pbx: KamailioProcess) -> tuple[Path,
             assert caller.ok and caller.successful == CALLS, caller.describe()
             phone.wait_answered(CALLS, deadline_s=10)
         # toll fraud: a satellite number, refused with 403 by sipguard itself
-        fraud = run(
-            tmp_path,
-            SippConfig(
-                scenario="uac_call.xml",
-                remote=outside,
-                local_ip=CALLER,
-                service=SATELLITE,
-                calls=1,
-                timeout_s=10,
-                label="satellite",
-            ),
-            binary=sipp_bin,
-        )
+        fraud = call_once(tmp_path, outside, SATELLITE, local_ip=CALLER, binary=sipp_bin)
         assert fraud.failed == 1, fraud.describe()
         # a REGISTER flood from one source: the burst passes, CUT-1 are cut, then the ban
         flooder = UdpPeer(FLOODER)
@@ -121,21 +115,8 @@ def _session(tmp_path: Path, sipp_bin: str, pbx: KamailioProcess) -> tuple[Path,
         finally:
             flooder.close()
         # a brute force with a real client: alice's name, a wrong password, AUTH_FAILURES tries
-        brute = run(
-            tmp_path,
-            SippConfig(
-                scenario="register_auth.xml",
-                remote=outside,
-                local_ip=BRUTE,
-                service=ALICE[0],
-                auth_user=ALICE[0],
-                auth_password="guess-1234",
-                calls=AUTH_FAILURES,
-                rate=5,
-                timeout_s=20,
-                label="brute",
-            ),
-            binary=sipp_bin,
+        brute = guess_password(
+            tmp_path, outside, local_ip=BRUTE, user=ALICE[0], tries=AUTH_FAILURES, binary=sipp_bin
         )
         assert brute.successful == 0, brute.describe()
         assert wait_until(lambda: _banned(guard, BRUTE))
