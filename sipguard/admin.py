@@ -31,6 +31,9 @@ class Answer:
     data: Any = None  # what --json prints
 
 
+RELOAD_TIMEOUT = 60.0  # seconds: a reload re-opens the GeoIP data and compiles the policy
+
+
 def actor() -> str:
     """`cli:USER` for the audit trail; under sudo the user who ran sudo (SUDO_USER), since the
     account it runs as is usually sipguard's own. The running sipguard adds the account the
@@ -42,6 +45,25 @@ def actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def reload(policy: Policy) -> Answer:
+    """Ask the running sipguard to reload its policy now, as this user (for the audit trail)."""
+    try:
+        reply = control.request(
+            policy.control_path, {"op": "reload", "actor": actor()}, timeout=RELOAD_TIMEOUT
+        )
+    except control.ControlUnavailable as exc:
+        return Answer(False, f"sipguard is not running ({exc})", {"ok": False})
+    if "error" in reply:
+        return Answer(False, f"sipguard: {reply['error']}", reply)
+    if reply["ok"]:
+        return Answer(True, f"policy reloaded by {reply['actor']}: {reply['summary']}", reply)
+    return Answer(
+        False,
+        f"policy NOT reloaded, the running policy stays: {reply['summary']}",
+        reply,
+    )
 
 
 def status(policy: Policy) -> Answer:

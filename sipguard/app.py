@@ -168,6 +168,7 @@ async def serve(
             apply,
             lambda outcome: _record_reload(outcome, engine, store, clock),
         )
+        control.reload = reloader.reload_now
         dispatcher.engine = engine
         running = Running(
             tuple(outside),

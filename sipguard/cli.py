@@ -84,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
+    reload = verb(
+        "reload",
+        "reload the running sipguard's policy now and say what changed (recorded with your "
+        "user name); a broken policy is reported with file:line:col and the running one stays "
+        "(exit 2; exit 1 when the running sipguard refuses it, e.g. a missing GeoIP file)",
+    )
+    reload.add_argument("--json", action="store_true", help="print JSON")
+    reload.set_defaults(func=_reload)
     status = verb(
         "status",
         "is sipguard running, since when, with which policy, and what it did since (exit 1 when "
@@ -227,6 +235,13 @@ def _duration(text: str | None) -> float | None:
         return parse_duration(text)
     except ValueError as exc:
         raise SystemExit(f"sipguard: {exc}") from None
+
+
+def _reload(args: argparse.Namespace) -> int:
+    if _load(args.policy) is None:  # its file:line:col errors are printed
+        print("sipguard reload: nothing sent, the running policy stays", file=sys.stderr)
+        return EXIT_INVALID
+    return _admin(args, admin.reload)
 
 
 def _status(args: argparse.Namespace) -> int:

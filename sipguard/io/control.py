@@ -13,9 +13,9 @@ import os
 import pwd
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sipguard import __version__
 from sipguard.engine.bans import ActiveBan
@@ -25,6 +25,17 @@ from sipguard.io.counters import Counters
 
 MAX_REQUEST = 64 * 1024  # bytes: a request is one small JSON object
 CLIENT_TIMEOUT = 5.0
+
+
+class ReloadResult(Protocol):
+    """What a reload reports back (services.reload.ReloadOutcome has these fields)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
 
 
 class ControlUnavailable(Exception):
@@ -56,6 +67,8 @@ class ControlServer:
         self._engine = engine
         self._clock = clock
         self._counters = counters
+        # set by app.py once the policy reloader exists: reload now on behalf of `actor`
+        self.reload: Callable[[str], Awaitable[ReloadResult]] | None = None
         self._started = clock()
         self._server: asyncio.AbstractServer | None = None
 
@@ -79,8 +92,13 @@ class ControlServer:
         try:
             line = await asyncio.wait_for(reader.readline(), CLIENT_TIMEOUT)
             try:
-                answer = self.handle(json.loads(line), peer=_peer_user(writer))
-            except (ValueError, TypeError, KeyError) as exc:
+                request = json.loads(line)
+                peer = _peer_user(writer)
+                if request.get("op") == "reload":
+                    answer = await self._reload_request(request, peer)
+                else:
+                    answer = self.handle(request, peer=peer)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 answer = {"ok": False, "error": f"bad request: {exc}"}
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
@@ -88,6 +106,20 @@ class ControlServer:
             pass
         finally:
             writer.close()
+
+    async def _reload_request(self, request: dict[str, Any], peer: str | None) -> dict[str, Any]:
+        """`sipguard reload`: reload the policy now, on behalf of the user who asked (the audit
+        trail records them, where a SIGHUP can only say "SIGHUP"), and answer with the outcome."""
+        if self.reload is None:
+            return {"ok": False, "error": "this sipguard cannot reload its policy"}
+        actor = _actor(str(request.get("actor", "cli"))[:64], peer)
+        outcome = await self.reload(actor)
+        return {
+            "ok": outcome.ok,
+            "actor": actor,
+            "sha256": outcome.sha256,
+            "summary": outcome.summary,
+        }
 
     def handle(self, request: dict[str, Any], peer: str | None = None) -> dict[str, Any]:
         """One request. `peer`: the user the kernel says sent it (the socket's peer credentials);

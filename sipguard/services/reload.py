@@ -39,7 +39,7 @@ Prepared = TypeVar("Prepared")
 
 @dataclass(frozen=True, slots=True)
 class ReloadOutcome:
-    actor: str  # "SIGHUP", "file-change", "control"
+    actor: str  # "SIGHUP", "file-change", or the user of `sipguard reload` ("cli:alice")
     path: str
     ok: bool
     sha256: str  # of the new text when it loaded, else ""
@@ -66,6 +66,7 @@ class PolicyReloader(Generic[Prepared]):
         self._wanted = asyncio.Event()
         self._actor = "SIGHUP"
         self._stamp = _stamp(path)
+        self._one_at_a_time = asyncio.Lock()  # a SIGHUP and `sipguard reload` may meet
 
     def request(self, actor: str = "SIGHUP") -> None:
         """Called from a signal handler or the watcher; repeated requests coalesce."""
@@ -95,6 +96,10 @@ class PolicyReloader(Generic[Prepared]):
                 self.request("file-change")
 
     async def reload_now(self, actor: str) -> ReloadOutcome:
+        async with self._one_at_a_time:
+            return await self._reload(actor)
+
+    async def _reload(self, actor: str) -> ReloadOutcome:
         try:
             policy = await asyncio.to_thread(load_policy_file, self._path)
             if policy.source_sha256 == self._current.source_sha256 and actor == "file-change":

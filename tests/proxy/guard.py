@@ -54,7 +54,11 @@ class GuardHandle:
 
 @contextmanager
 def running_guard(
-    text: str, tmp_path: Path, *, tcp_limits: TcpLimits | None = None
+    text: str,
+    tmp_path: Path,
+    *,
+    tcp_limits: TcpLimits | None = None,
+    watch_policy: bool = True,
 ) -> Iterator[GuardHandle]:
     """sipguard serving `text` (policy YAML) until the block ends; stops it and re-raises its
     errors."""
@@ -75,7 +79,11 @@ def running_guard(
         loop_box.append(asyncio.get_running_loop())
         stop_box.append(stop)
         handle.counters = await serve(
-            policy, shutdown_trigger=stop.wait, on_ready=on_ready, tcp_limits=tcp_limits
+            policy,
+            shutdown_trigger=stop.wait,
+            on_ready=on_ready,
+            tcp_limits=tcp_limits,
+            watch_policy=watch_policy,
         )
 
     def target() -> None:
