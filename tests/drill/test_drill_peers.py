@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sipguard.cli import main
 from sipguard.drill import DrillReport, run_drill
 from sipguard.policy import load_policy_text
 from sipguard.store import Store
@@ -81,13 +82,31 @@ def test_the_drill_passes_against_the_default_policy(tmp_path: Path, pbx: Kamail
 def test_a_weakened_policy_fails_exactly_the_weakened_attacks(
     tmp_path: Path, pbx: KamailioProcess
 ) -> None:
+    """Through the command line, as an admin runs it: exit 1, and the JSON report names exactly
+    the attacks the weakened policy lets through."""
     text = drill_policy(f"udp://{pbx.host}:{pbx.port}", weakened=True)
+    saved = tmp_path / "drill.json"
     with running_guard(text, tmp_path) as guard:
-        report = _drill(text, tmp_path, guard)
-    failed = {r.attack for r in report.results if r.status == "failed"}
-    assert failed == {"scanner-ua", "brute-force"}, report.table()
-    assert not report.ok and report.failed == 2
-    assert all(r.status == "passed" for r in report.results if r.attack not in failed)
-    notes = {r.attack: r.note for r in report.results}
+        host, port = guard.outside("udp")
+        code = main(
+            [
+                "drill",
+                "-c",
+                str(tmp_path / "policy.yaml"),
+                "--target",
+                f"{host}:{port}",
+                "--account",
+                TEST_ACCOUNT[0],
+                "--report",
+                str(saved),
+            ]
+        )
+    assert code == 1
+    report = json.loads(saved.read_text(encoding="utf-8"))
+    results = [r for r in report["results"] if r.get("kind", "attack") == "attack"]
+    failed = {r["attack"] for r in results if r["status"] == "failed"}
+    assert failed == {"scanner-ua", "brute-force"}, results
+    assert all(r["status"] == "passed" for r in results if r["attack"] not in failed)
+    notes = {r["attack"]: r["note"] for r in results}
     assert "user_agent" in notes["scanner-ua"]
     assert "auth.failures" in notes["brute-force"]
