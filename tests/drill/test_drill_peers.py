@@ -1,7 +1,7 @@
 """The issue's check with real peers: the drill against sipguard (in-process, the default policy
 with a country rule, a geo override and quiet hours that cover now) in front of Kamailio with a
 test account. Every attack is stopped; against a weakened policy (no User-Agent rule, brute-force
-detection off) exactly those two attacks fail."""
+detection off) `sipguard drill` exits 1 and its report fails exactly those two attacks."""
 
 from __future__ import annotations
 
