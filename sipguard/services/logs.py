@@ -53,6 +53,7 @@ EVENT_BURST = 20  # security-event lines per window (bans have their own budget)
 BAN_BURST = 50  # ban lines per window
 ACTIVITY_INTERVAL = 60.0  # seconds between traffic summaries
 BAN_EVENT = "ban"  # SecurityEvent.kind the engine adds to each ban it issues
+RELOAD_EVENT = "policy_reload"  # app.py records each policy load and reload as this kind
 
 log = logging.getLogger("sipguard.logs")
 event_log = logging.getLogger("sipguard.events")
@@ -256,6 +257,12 @@ def _event_line(
             logging.INFO,
             f"ban of {effect.ip} lifted: {effect.why}",
             {"event": "unban", "ip": effect.ip, "why": effect.why, "actor": effect.actor},
+        )
+    if effect.kind == RELOAD_EVENT:  # sipguard's own audit event: the rule names the actor
+        return (
+            _LEVEL_OF[effect.severity],
+            f"policy ({effect.rule}): {effect.detail}",
+            {"event": effect.kind, "severity": effect.severity.value, "actor": effect.rule},
         )
     where = f" from {effect.ip}" + (f":{effect.port}" if effect.port else "") if effect.ip else ""
     return (

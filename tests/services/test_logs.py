@@ -158,12 +158,23 @@ def test_each_ban_and_event_is_one_line_with_its_facts(
                 "fraud.destinations",
                 HOSTILE,
             ),
+            SecurityEvent(
+                1_000.0,
+                "policy_reload",
+                Severity.INFO,
+                rule="cli:alice",
+                detail="changed: limits.INVITE.rate: 30/1m -> 60/1m",
+            ),
             LoginSeen("101", "NL", 9, 1_000.0),  # not a line: the login history is not news
         ],
         1_000.0,
     )
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
+    assert lines[3].endswith(
+        "INFO sipguard.events: policy (cli:alice): changed: limits.INVITE.rate: 30/1m -> 60/1m"
+        " [event=policy_reload severity=info actor=cli:alice]"
+    )
     assert (
         "WARNING sipguard.events: ban 203.0.113.7 for 1h: brute_force (auth): 6 failures"
         in lines[0]
