@@ -297,16 +297,10 @@ class Engine:
     def _over_limit(
         self, limit: CompiledLimit, msg: SipRequest, pkt: Packet, key: str, country: str | None
     ) -> Decision:
-        spec = limit.buckets.spec
-        offences = limit.buckets.offence(key, pkt.now) if limit.name != "global" else 0
-        if spec.ban_after is not None and offences >= spec.ban_after:
-            base = spec.ban or self._policy.policy.bans.default
-            evidence = f"{offences} messages over {spec.rate.count}/{spec.rate.per_seconds:g}s"
-            self._ban(
-                key, pkt, base, "rate_limited", f"limits.{limit.name}", evidence, country, msg
-            )
-            limit.buckets.forget(key)
-            return Decision(DROP_BANNED)
+        if limit.name != "global":  # no single source to ban (the loader refuses ban_after)
+            banned = self._ban_past_limit(limit, pkt, key, "messages", country, msg)
+            if banned is not None:
+                return banned
         self._event("rate_limited", Severity.NOTICE, pkt, key, msg, country, f"limits.{limit.name}")
         if (
             limit.verdict.action is Action.REJECT
@@ -318,6 +312,27 @@ class Engine:
                 limit.verdict, stateless_reply(msg, 503, ((b"Retry-After", retry),)), reply_hop(pkt)
             )
         return Decision(Verdict(Action.DROP, Reason.RATE_LIMITED, limit.verdict.rule))
+
+    def _ban_past_limit(
+        self,
+        limit: CompiledLimit,
+        pkt: Packet,
+        key: str,
+        what: str,
+        country: str | None,
+        msg: SipRequest | None,
+        note: str = "",
+    ) -> Decision | None:
+        """Count one more excess of `limit` by `key`; at `ban_after` excesses within its window
+        the source is banned (its buckets are forgotten with the ban). None below that."""
+        spec = limit.buckets.spec
+        offences = limit.buckets.offence(key, pkt.now)
+        if spec.ban_after is None or offences < spec.ban_after:
+            return None
+        base = spec.ban or self._policy.policy.bans.default
+        evidence = f"{offences} {what} over {spec.rate.count}/{spec.rate.per_seconds:g}s{note}"
+        self._ban(key, pkt, base, "rate_limited", limit.verdict.rule, evidence, country, msg)
+        return Decision(DROP_BANNED)
 
     # ---- what the PBX's answers teach --------------------------------------------------------
 
@@ -653,17 +668,9 @@ class Engine:
         limit = self._policy.limits.get(MALFORMED_CLASS)
         if limit is None or limit.buckets.allow(key, pkt.now):
             return None
-        spec = limit.buckets.spec
-        offences = limit.buckets.offence(key, pkt.now)
-        if spec.ban_after is not None and offences >= spec.ban_after:
-            evidence = (
-                f"{offences} unparseable messages over {spec.rate.count}/"
-                f"{spec.rate.per_seconds:g}s (last: {exc.reason})"
-            )
-            base = spec.ban or self._policy.policy.bans.default
-            self._ban(key, pkt, base, "rate_limited", limit.verdict.rule, evidence, None, None)
-            return Decision(DROP_BANNED)
-        return Decision(limit.verdict)
+        last = f" (last: {exc.reason})"
+        banned = self._ban_past_limit(limit, pkt, key, "unparseable messages", None, None, last)
+        return banned or Decision(limit.verdict)
 
     def _malformed(
         self, data: bytes, exc: SipParseError, pkt: Packet, key: str, trusted: bool
