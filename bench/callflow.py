@@ -50,13 +50,18 @@ def _policy_text() -> str:
     return policy_from_default(f"udp://{PBX.host}:{PBX.port}", base=DEFAULT_POLICY)
 
 
+def without_rollups(text: str) -> str:
+    """Policy text (from policies/default.yaml) with the per-minute rollups switched off."""
+    if "rollups: 400d" not in text:
+        raise RuntimeError("no `rollups: 400d` to switch off (is it policies/default.yaml?)")
+    return text.replace("rollups: 400d", "rollups: off")
+
+
 def make_engine(*, rollups: bool = True) -> Engine:
     router = Router([OUTSIDE], INSIDE, PBX)
     text = _policy_text()
     if not rollups:
-        if "rollups: 400d" not in text:
-            raise RuntimeError("policies/default.yaml has no `rollups: 400d` to switch off")
-        text = text.replace("rollups: 400d", "rollups: off")
+        text = without_rollups(text)
     policy = load_policy_text(text)
     return Engine(router, compile_policy(policy), geo=lambda ip: "NL")
 

@@ -45,10 +45,7 @@ def _without_monitoring(full: Path, out: Path) -> Path:
             skipping = True
             continue
         kept.append(line)
-    text = "\n".join(kept) + "\n"
-    if "rollups: 400d" not in text:
-        raise RuntimeError(f"{full}: no `rollups: 400d` to switch off (policies/default.yaml?)")
-    out.write_text(text.replace("rollups: 400d", "rollups: off"), encoding="utf-8")
+    out.write_text(callflow.without_rollups("\n".join(kept) + "\n"), encoding="utf-8")
     return out
 
 

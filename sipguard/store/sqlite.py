@@ -447,7 +447,7 @@ class Store:
                 except _DB_ERRORS as exc:
                     raise _wrap(f"{self._path}: pruning {what} failed", exc) from exc
             total += deleted
-            if deleted == 0 or (what == "events" and deleted < chunk):
+            if deleted == 0:
                 return total
 
     async def _write(self, what: str, work: list[_Work]) -> None:
