@@ -789,23 +789,31 @@ def _strings(r: _Reader, node: Node) -> frozenset[str] | None:
     return frozenset(found) if found is not None else None
 
 
-def _country_match(r: _Reader, node: Node) -> CountryMatch | None:
+def _in_not(
+    r: _Reader, node: Node, cls: type[Any], convert: Callable[[Node], T | None], what: str
+) -> tuple[dict[str, Any], dict[str, Node]] | None:
+    """A country or network match: a plain list (the `in` part), or `{in: ..., not: ...}`. The
+    converted fields and their nodes, or None after reporting what is wrong."""
     if not isinstance(node, yaml.MappingNode):
-        include = r.countries(node)
-        return CountryMatch(include=include) if include is not None else None
-    got = r.fields(
-        node,
-        CountryMatch,
-        {"in": r.countries, "not": lambda n: _not_list(r, n, r.countries)},
-    )
+        include = convert(node)
+        return ({"include": include}, {}) if include is not None else None
+    got = r.fields(node, cls, {"in": convert, "not": lambda n: _not_list(r, n, convert)})
     if got is None:
         return None
     kw, nodes = got
     if not nodes:
-        r.error(node, "empty country match: use 'in' and/or 'not'")
+        r.error(node, f"empty {what} match: use 'in' and/or 'not'")
         return None
     if len(kw) != len(nodes):
         return None
+    return kw, nodes
+
+
+def _country_match(r: _Reader, node: Node) -> CountryMatch | None:
+    got = _in_not(r, node, CountryMatch, r.countries, "country")
+    if got is None:
+        return None
+    kw, nodes = got
     countries_in: frozenset[str] = kw.get("include") or frozenset()
     countries_not: frozenset[str] = kw.get("exclude", frozenset())
     both = sorted(countries_in & countries_not)
@@ -832,22 +840,10 @@ def _item_node(seq: Node, text: str) -> Node:
 
 
 def _network_match(r: _Reader, node: Node) -> NetworkMatch | None:
-    if not isinstance(node, yaml.MappingNode):
-        include = r.networks(node)
-        return NetworkMatch(include=include) if include is not None else None
-    got = r.fields(
-        node,
-        NetworkMatch,
-        {"in": r.networks, "not": lambda n: _not_list(r, n, r.networks)},
-    )
+    got = _in_not(r, node, NetworkMatch, r.networks, "network")
     if got is None:
         return None
     kw, nodes = got
-    if not nodes:
-        r.error(node, "empty network match: use 'in' and/or 'not'")
-        return None
-    if len(kw) != len(nodes):
-        return None
     nets_in: tuple[Network, ...] = kw.get("include") or ()
     nets_not: tuple[Network, ...] = kw.get("exclude", ())
     ok = True
