@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.alerts.test_formats import parse_cef, parse_rfc5424
+from tests.alerts.test_sinks import free_port
 from tests.peers.kamailio import ALICE, start_kamailio
 from tests.peers.require import need_binary
 from tests.peers.sipp import call_once, guess_password
@@ -218,13 +219,6 @@ def _scan(outside: tuple[str, int], first: int) -> None:
             )
 
 
-def _refused_url() -> str:
-    """A webhook on a loopback port nobody listens on: every try is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-
-
 def _measure(
     tmp_path: Path, hook: Webhook, syslog_port: int, first_scanner: int
 ) -> tuple[list[float], str]:
@@ -233,7 +227,8 @@ def _measure(
     pbx, client = UdpPeer(), UdpPeer("127.0.0.20")
     # with a silent webhook, a second one that refuses: its failures are counted within
     # seconds (the silent one's only after 4 tries of 5 s)
-    also = f'  - {{webhook: "{_refused_url()}", min_severity: warning}}\n' if hook.silent else ""
+    refused = f"http://127.0.0.1:{free_port()}/hook"  # nobody listens: refused at once
+    also = f'  - {{webhook: "{refused}", min_severity: warning}}\n' if hook.silent else ""
     text = alerting_policy(pbx.url, hook.url, syslog_port, also=also) + (
         "rules:\n  - {name: scanners, match: {user_agent: [friendly-scanner]}, action: ban}\n"
     )
